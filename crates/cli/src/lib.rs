@@ -1,0 +1,1 @@
+//! boveda cli (in progress).

@@ -1,0 +1,1 @@
+//! boveda core (in progress).

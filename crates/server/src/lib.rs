@@ -1,0 +1,1 @@
+//! boveda server (in progress).

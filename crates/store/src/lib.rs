@@ -1,0 +1,116 @@
+//! boveda's storage: the [`Store`] trait over sealed rows only, and its two backends, SQLite (the
+//! embedded default) and PostgreSQL (for several nodes).
+//!
+//! Backends never see plaintext, keys or policy: every personal value arrives already sealed,
+//! every key already wrapped, every searchable value as a keyed blind index. Storage is treated
+//! as untrusted; integrity comes from the AEAD binding in `boveda-crypto`.
+//!
+//! Key material (tenant KEKs and subject DEKs) lives apart from the data (`keys.db` for SQLite,
+//! an optional second database for PostgreSQL) so that a backup of the data alone cannot bring
+//! back a subject whose key was destroyed.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), boveda_store::Error> {
+//! let store = boveda_store::sqlite::SqliteStore::open(std::path::Path::new("./boveda-data")).await?;
+//! # let _ = store; Ok(()) }
+//! ```
+
+mod error;
+mod ids;
+mod rows;
+
+#[doc(hidden)]
+pub mod conformance;
+pub mod postgres;
+pub mod sqlite;
+
+pub use error::Error;
+pub use ids::{PrincipalId, RecordId, SubjectId, TenantId};
+pub use rows::{
+    CollectionRow, IndexEntry, KeyState, PrincipalRow, RecordRow, RetireOutcome, SubjectKeyRow,
+    TenantKeyRow, TenantRow,
+};
+
+/// Result of store calls.
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// Persistent storage of sealed rows. Every method is scoped by tenant where rows belong to one:
+/// a backend never returns a row of another tenant, whatever ids it is given.
+#[async_trait::async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A short name for metrics and logs: `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether the store answers at all (for `/readyz`).
+    async fn ping(&self) -> Result<()>;
+
+    /// A value of the instance metadata table.
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a metadata value unless one exists; returns the value now stored.
+    async fn init_meta(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
+
+    /// Creates a tenant and its first KEK version. [`Error::Conflict`] if the name is taken.
+    async fn create_tenant(&self, tenant: &TenantRow, first_key: &TenantKeyRow) -> Result<()>;
+    /// One tenant.
+    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRow>>;
+    /// Every tenant, oldest first.
+    async fn tenants(&self) -> Result<Vec<TenantRow>>;
+    /// Replaces a tenant's settings document; false if there is no such tenant.
+    async fn update_tenant_settings(&self, id: TenantId, settings: &str) -> Result<bool>;
+
+    /// Every KEK version of a tenant, lowest first.
+    async fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<TenantKeyRow>>;
+    /// Adds a new active KEK version; the previous active version becomes decrypt-only, in the
+    /// same transaction. [`Error::Conflict`] if the version exists.
+    async fn add_tenant_key(&self, key: &TenantKeyRow) -> Result<()>;
+    /// Retires a decrypt-only version nothing uses any more, destroying its wrapped key.
+    async fn retire_tenant_key(&self, tenant: TenantId, version: u32) -> Result<RetireOutcome>;
+
+    /// Creates a principal. [`Error::Conflict`] on a duplicate id or token.
+    async fn create_principal(&self, principal: &PrincipalRow) -> Result<()>;
+    /// The enabled principal that holds a token, by the token's hash.
+    async fn principal_by_token(&self, token_hash: &[u8]) -> Result<Option<PrincipalRow>>;
+    /// The principals of a tenant (or the platform operators for `None`).
+    async fn principals(&self, tenant: Option<TenantId>) -> Result<Vec<PrincipalRow>>;
+    /// Disables a principal of a tenant; false if there is no such principal there.
+    async fn disable_principal(&self, tenant: TenantId, id: PrincipalId) -> Result<bool>;
+
+    /// Creates or replaces a collection schema.
+    async fn put_collection(&self, collection: &CollectionRow) -> Result<()>;
+    /// One collection of a tenant.
+    async fn collection(&self, tenant: TenantId, name: &str) -> Result<Option<CollectionRow>>;
+    /// The collections of a tenant, by name.
+    async fn collections(&self, tenant: TenantId) -> Result<Vec<CollectionRow>>;
+
+    /// Stores new subjects' wrapped DEKs. [`Error::Conflict`] if one exists.
+    async fn insert_subject_keys(&self, keys: &[SubjectKeyRow]) -> Result<()>;
+    /// The wrapped DEKs of the given subjects of a tenant that exist (erased ones do not).
+    async fn subject_keys(&self, tenant: TenantId, subjects: &[SubjectId]) -> Result<Vec<SubjectKeyRow>>;
+    /// Erases a subject: destroys its wrapped DEK first (the crypto-shredding point), then
+    /// deletes its records and index entries. False if the subject did not exist.
+    async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool>;
+    /// Up to `limit` subject keys of a tenant wrapped by a KEK version other than `version`.
+    async fn subject_keys_not_at(&self, tenant: TenantId, version: u32, limit: usize) -> Result<Vec<SubjectKeyRow>>;
+    /// Replaces wrapped DEKs after a rewrap, each only if it is still at `from_version`
+    /// (another node may have moved it). Returns how many rows changed.
+    async fn rewrap_subject_keys(&self, from_version: u32, keys: &[SubjectKeyRow]) -> Result<u64>;
+    /// How many subject keys each KEK version wraps.
+    async fn subject_key_versions(&self, tenant: TenantId) -> Result<Vec<(u32, u64)>>;
+
+    /// Inserts records and their index entries in one transaction: all or nothing.
+    /// [`Error::Conflict`] on a duplicate record id.
+    async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()>;
+    /// The records with these ids in a collection of a tenant; missing ids are left out.
+    async fn records(&self, tenant: TenantId, collection: &str, ids: &[RecordId]) -> Result<Vec<RecordRow>>;
+    /// Replaces a record's sealed fields and index entries if its version is still
+    /// `expected_version`; false otherwise (missing or changed concurrently).
+    async fn update_record(&self, record: &RecordRow, index: &[IndexEntry], expected_version: i64) -> Result<bool>;
+    /// Deletes a record and its index entries; false if it did not exist.
+    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId) -> Result<bool>;
+    /// Records whose `field` has blind index `digest`, oldest first, at most `limit`.
+    async fn search(&self, tenant: TenantId, collection: &str, field: &str, digest: &[u8], limit: usize) -> Result<Vec<RecordRow>>;
+    /// How many records have each digest in `field`, in the order given.
+    async fn count_digests(&self, tenant: TenantId, collection: &str, field: &str, digests: &[Vec<u8>]) -> Result<Vec<u64>>;
+    /// The most frequent digests of a field with their counts, most frequent first.
+    async fn top_digests(&self, tenant: TenantId, collection: &str, field: &str, limit: usize) -> Result<Vec<(Vec<u8>, u64)>>;
+}

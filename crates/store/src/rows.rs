@@ -1,0 +1,169 @@
+//! Rows as the store keeps them: sealed bytes, wrapped keys, digests and non-personal metadata.
+
+use crate::{PrincipalId, RecordId, SubjectId, TenantId};
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantRow {
+    /// Id.
+    pub id: TenantId,
+    /// Unique name (an organisation name, not personal data).
+    pub name: String,
+    /// Settings document (JSON).
+    pub settings: String,
+    /// The tenant's blind-index key, wrapped by the root key.
+    pub wrapped_index_key: Vec<u8>,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// The life of a KEK version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyState {
+    /// Wraps new DEKs.
+    Active,
+    /// Still unwraps DEKs not yet moved to the active version.
+    DecryptOnly,
+    /// Destroyed; nothing uses it.
+    Retired,
+}
+
+impl KeyState {
+    /// Stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyState::Active => "active",
+            KeyState::DecryptOnly => "decrypt_only",
+            KeyState::Retired => "retired",
+        }
+    }
+
+    /// From the stored name.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "active" => KeyState::Active,
+            "decrypt_only" => KeyState::DecryptOnly,
+            "retired" => KeyState::Retired,
+            _ => return None,
+        })
+    }
+}
+
+/// One KEK version of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TenantKeyRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Version, from 1.
+    pub version: u32,
+    /// The KEK wrapped by the root key; `None` once retired.
+    pub wrapped: Option<Vec<u8>>,
+    /// State.
+    pub state: KeyState,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// What retiring a KEK version did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetireOutcome {
+    /// Retired and its wrapped key destroyed.
+    Retired,
+    /// No such version.
+    NotFound,
+    /// It is the active version.
+    Active,
+    /// Subjects' keys are still wrapped by it.
+    InUse(u64),
+}
+
+/// A principal: a service account or a platform operator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PrincipalRow {
+    /// Id.
+    pub id: PrincipalId,
+    /// Tenant, `None` for platform operators.
+    pub tenant: Option<TenantId>,
+    /// `operator` or `service`.
+    pub kind: String,
+    /// Display name.
+    pub name: String,
+    /// SHA-256 of the bearer token.
+    pub token_hash: Vec<u8>,
+    /// Scopes and roles (JSON).
+    pub grants: String,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Disabled principals cannot authenticate.
+    pub disabled: bool,
+}
+
+/// A collection schema.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CollectionRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Name.
+    pub name: String,
+    /// Schema document (JSON).
+    pub schema: String,
+    /// Increments on every change.
+    pub version: i64,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// A subject's DEK, wrapped by a tenant KEK version.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SubjectKeyRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Subject.
+    pub subject: SubjectId,
+    /// The KEK version that wraps it.
+    pub kek_version: u32,
+    /// The DEK's own version (bound into every field it seals).
+    pub dek_version: u32,
+    /// The wrapped DEK.
+    pub wrapped_dek: Vec<u8>,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A record: its fields sealed one by one, encoded together by the vault.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Collection name.
+    pub collection: String,
+    /// Id.
+    pub id: RecordId,
+    /// The subject the record is about.
+    pub subject: SubjectId,
+    /// Sealed fields, opaque to the store.
+    pub sealed: Vec<u8>,
+    /// Non-personal labels (JSON), e.g. the entity kinds found in free text.
+    pub labels: String,
+    /// Increments on every change.
+    pub version: i64,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+}
+
+/// One blind-index entry of a record's searchable field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexEntry {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Collection.
+    pub collection: String,
+    /// Field.
+    pub field: String,
+    /// Keyed digest of the normalised value.
+    pub digest: Vec<u8>,
+    /// Record.
+    pub record: RecordId,
+}

@@ -1,0 +1,919 @@
+//! The embedded SQLite backend: two files in the data directory, `data.db` (tenants,
+//! principals, schemas, sealed records, blind indexes) and `keys.db` (wrapped KEKs and DEKs).
+//!
+//! WAL mode with `synchronous=FULL`, so an acknowledged write survives `kill -9` and power loss;
+//! `secure_delete` so destroyed keys are overwritten in the file, and a WAL checkpoint after an
+//! erasure so they do not linger in the journal either. One writer connection per file (SQLite
+//! has one writer anyway) and a few reader connections; calls run on the blocking pool.
+
+use crate::{
+    CollectionRow, Error, IndexEntry, KeyState, PrincipalId, PrincipalRow, RecordId, RecordRow,
+    Result, RetireOutcome, Store, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
+};
+use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+const DATA_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+CREATE TABLE tenants (
+    id BLOB PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings TEXT NOT NULL,
+    wrapped_index_key BLOB NOT NULL, created_at INTEGER NOT NULL);
+CREATE TABLE principals (
+    id BLOB PRIMARY KEY, tenant BLOB, kind TEXT NOT NULL, name TEXT NOT NULL,
+    token_hash BLOB NOT NULL UNIQUE, grants TEXT NOT NULL, created_at INTEGER NOT NULL,
+    disabled INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX principals_tenant ON principals (tenant);
+CREATE TABLE collections (
+    tenant BLOB NOT NULL, name TEXT NOT NULL, schema TEXT NOT NULL, version INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, name)) WITHOUT ROWID;
+CREATE TABLE records (
+    tenant BLOB NOT NULL, collection TEXT NOT NULL, id BLOB NOT NULL, subject BLOB NOT NULL,
+    sealed BLOB NOT NULL, labels TEXT NOT NULL, version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, updated_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, collection, id));
+CREATE INDEX records_subject ON records (tenant, subject);
+CREATE TABLE blind_index (
+    tenant BLOB NOT NULL, collection TEXT NOT NULL, field TEXT NOT NULL, digest BLOB NOT NULL,
+    record BLOB NOT NULL, PRIMARY KEY (tenant, collection, field, digest, record)) WITHOUT ROWID;
+CREATE INDEX blind_index_record ON blind_index (tenant, collection, record);
+"#];
+
+const KEY_MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE tenant_keys (
+    tenant BLOB NOT NULL, version INTEGER NOT NULL, wrapped BLOB, state TEXT NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (tenant, version)) WITHOUT ROWID;
+CREATE TABLE subject_keys (
+    tenant BLOB NOT NULL, subject BLOB NOT NULL, kek_version INTEGER NOT NULL,
+    dek_version INTEGER NOT NULL, wrapped_dek BLOB NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, subject)) WITHOUT ROWID;
+CREATE INDEX subject_keys_version ON subject_keys (tenant, kek_version);
+"#];
+
+const READERS: usize = 4;
+
+/// One SQLite file: a writer and a few readers.
+struct Db {
+    writer: Arc<Mutex<Connection>>,
+    readers: Arc<Vec<Mutex<Connection>>>,
+    next: AtomicUsize,
+}
+
+fn configure(conn: &Connection) -> Result<()> {
+    conn.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
+         PRAGMA secure_delete=ON; PRAGMA busy_timeout=10000;",
+    )?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let done: i64 =
+        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let known = migrations.len() as i64;
+    if done > known {
+        return Err(Error::Config(format!(
+            "database schema version {done} is newer than this binary knows ({known}); upgrade boveda"
+        )));
+    }
+    for (i, sql) in migrations.iter().enumerate().skip(done as usize) {
+        tx.execute_batch(sql)
+            .map_err(|e| Error::Config(format!("migration {} failed: {e}", i + 1)))?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+            params![i as i64 + 1, now_ms()],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl Db {
+    fn open(path: &Path, migrations: &[&str]) -> Result<Self> {
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let mut writer = Connection::open_with_flags(path, flags)
+            .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+        configure(&writer)?;
+        migrate(&mut writer, migrations)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let r = Connection::open_with_flags(path, flags)?;
+            configure(&r)?;
+            readers.push(Mutex::new(r));
+        }
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            readers: Arc::new(readers),
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    {
+        let w = Arc::clone(&self.writer);
+        tokio::task::spawn_blocking(move || {
+            let mut c = w.lock().map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
+            f(&mut c)
+        })
+        .await
+        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
+    }
+
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+    {
+        let readers = Arc::clone(&self.readers);
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        tokio::task::spawn_blocking(move || {
+            // Take the first free reader, starting from a rotating position; block on one if
+            // all are busy.
+            for i in 0..readers.len() {
+                if let Ok(c) = readers[(start + i) % readers.len()].try_lock() {
+                    return f(&c);
+                }
+            }
+            let c = readers[start % readers.len()]
+                .lock()
+                .map_err(|_| Error::Unavailable("sqlite reader poisoned".into()))?;
+            f(&c)
+        })
+        .await
+        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
+    }
+}
+
+/// The SQLite store.
+pub struct SqliteStore {
+    data: Db,
+    keys: Db,
+}
+
+fn id16(b: Vec<u8>, table: &'static str) -> Result<[u8; 16]> {
+    b.try_into().map_err(|_| Error::Corrupt(table))
+}
+
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, Vec<u8>, i64)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+}
+
+fn to_tenant(t: (Vec<u8>, String, String, Vec<u8>, i64)) -> Result<TenantRow> {
+    Ok(TenantRow {
+        id: TenantId::from_bytes(id16(t.0, "tenants")?),
+        name: t.1,
+        settings: t.2,
+        wrapped_index_key: t.3,
+        created_at: t.4,
+    })
+}
+
+type PrincipalTuple = (Vec<u8>, Option<Vec<u8>>, String, String, Vec<u8>, String, i64, bool);
+
+fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalTuple> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+}
+
+fn to_principal(p: PrincipalTuple) -> Result<PrincipalRow> {
+    Ok(PrincipalRow {
+        id: PrincipalId::from_bytes(id16(p.0, "principals")?),
+        tenant: p.1.map(|t| id16(t, "principals").map(TenantId::from_bytes)).transpose()?,
+        kind: p.2,
+        name: p.3,
+        token_hash: p.4,
+        grants: p.5,
+        created_at: p.6,
+        disabled: p.7,
+    })
+}
+
+type KeyTuple = (Vec<u8>, u32, Option<Vec<u8>>, String, i64);
+
+fn to_tenant_key(k: KeyTuple) -> Result<TenantKeyRow> {
+    Ok(TenantKeyRow {
+        tenant: TenantId::from_bytes(id16(k.0, "tenant_keys")?),
+        version: k.1,
+        wrapped: k.2,
+        state: KeyState::parse(&k.3).ok_or(Error::Corrupt("tenant_keys"))?,
+        created_at: k.4,
+    })
+}
+
+type SubjectTuple = (Vec<u8>, Vec<u8>, u32, u32, Vec<u8>, i64);
+
+fn subject_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectTuple> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+}
+
+fn to_subject_key(s: SubjectTuple) -> Result<SubjectKeyRow> {
+    Ok(SubjectKeyRow {
+        tenant: TenantId::from_bytes(id16(s.0, "subject_keys")?),
+        subject: SubjectId::from_bytes(id16(s.1, "subject_keys")?),
+        kek_version: s.2,
+        dek_version: s.3,
+        wrapped_dek: s.4,
+        created_at: s.5,
+    })
+}
+
+type RecordTuple = (Vec<u8>, String, Vec<u8>, Vec<u8>, Vec<u8>, String, i64, i64, i64);
+
+const RECORD_COLUMNS: &str =
+    "r.tenant, r.collection, r.id, r.subject, r.sealed, r.labels, r.version, r.created_at, r.updated_at";
+
+fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordTuple> {
+    Ok((
+        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?,
+        r.get(8)?,
+    ))
+}
+
+fn to_record(r: RecordTuple) -> Result<RecordRow> {
+    Ok(RecordRow {
+        tenant: TenantId::from_bytes(id16(r.0, "records")?),
+        collection: r.1,
+        id: RecordId::from_bytes(id16(r.2, "records")?),
+        subject: SubjectId::from_bytes(id16(r.3, "records")?),
+        sealed: r.4,
+        labels: r.5,
+        version: r.6,
+        created_at: r.7,
+        updated_at: r.8,
+    })
+}
+
+fn insert_index(tx: &rusqlite::Transaction<'_>, index: &[IndexEntry]) -> Result<()> {
+    let mut st = tx.prepare_cached(
+        "INSERT OR IGNORE INTO blind_index (tenant, collection, field, digest, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    for e in index {
+        st.execute(params![
+            e.tenant.as_bytes().as_slice(),
+            e.collection,
+            e.field,
+            e.digest,
+            e.record.as_bytes().as_slice()
+        ])?;
+    }
+    Ok(())
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) `data.db` and `keys.db` in `dir` and runs migrations.
+    ///
+    /// # Errors
+    /// [`Error::Config`] when the directory or files cannot be opened or migrated.
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let dir = dir.to_path_buf();
+        tokio::task::spawn_blocking(move || {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
+            Ok(Self {
+                data: Db::open(&dir.join("data.db"), DATA_MIGRATIONS)?,
+                keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS)?,
+            })
+        })
+        .await
+        .map_err(|_| Error::Unavailable("sqlite open task failed".into()))?
+    }
+}
+
+#[async_trait::async_trait]
+impl Store for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn ping(&self) -> Result<()> {
+        self.data.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await?;
+        self.keys.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let key = key.to_owned();
+        self.data
+            .read(move |c| {
+                Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                    .optional()?)
+            })
+            .await
+    }
+
+    async fn init_meta(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.data
+            .write(move |c| {
+                c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+                Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
+            })
+            .await
+    }
+
+    async fn create_tenant(&self, tenant: &TenantRow, first_key: &TenantKeyRow) -> Result<()> {
+        let t = tenant.clone();
+        let exists = {
+            let name = t.name.clone();
+            self.data
+                .read(move |c| {
+                    Ok(c.query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
+                        .optional()?
+                        .is_some())
+                })
+                .await?
+        };
+        if exists {
+            return Err(Error::Conflict("tenant name"));
+        }
+        // Key first: a crash in between leaves an unused key, never a tenant without one.
+        let k = first_key.clone();
+        self.keys
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO tenant_keys (tenant, version, wrapped, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![k.tenant.as_bytes().as_slice(), k.version, k.wrapped, k.state.as_str(), k.created_at],
+                )?;
+                Ok(())
+            })
+            .await?;
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO tenants (id, name, settings, wrapped_index_key, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![t.id.as_bytes().as_slice(), t.name, t.settings, t.wrapped_index_key, t.created_at],
+                )
+                .map_err(|e| match Error::from(e) {
+                    Error::Conflict(_) => Error::Conflict("tenant name"),
+                    other => other,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn tenant(&self, id: TenantId) -> Result<Option<TenantRow>> {
+        self.data
+            .read(move |c| {
+                c.query_row(
+                    "SELECT id, name, settings, wrapped_index_key, created_at FROM tenants WHERE id = ?1",
+                    [id.as_bytes().as_slice()],
+                    tenant_row,
+                )
+                .optional()?
+                .map(to_tenant)
+                .transpose()
+            })
+            .await
+    }
+
+    async fn tenants(&self) -> Result<Vec<TenantRow>> {
+        self.data
+            .read(|c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, name, settings, wrapped_index_key, created_at FROM tenants ORDER BY created_at, id",
+                )?;
+                let rows = st.query_map([], tenant_row)?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_tenant).collect()
+            })
+            .await
+    }
+
+    async fn update_tenant_settings(&self, id: TenantId, settings: &str) -> Result<bool> {
+        let settings = settings.to_owned();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE tenants SET settings = ?2 WHERE id = ?1",
+                    params![id.as_bytes().as_slice(), settings],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn tenant_keys(&self, tenant: TenantId) -> Result<Vec<TenantKeyRow>> {
+        self.keys
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT tenant, version, wrapped, state, created_at FROM tenant_keys WHERE tenant = ?1 ORDER BY version",
+                )?;
+                let rows = st
+                    .query_map([tenant.as_bytes().as_slice()], |r| {
+                        Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<KeyTuple>>>()?;
+                rows.into_iter().map(to_tenant_key).collect()
+            })
+            .await
+    }
+
+    async fn add_tenant_key(&self, key: &TenantKeyRow) -> Result<()> {
+        let k = key.clone();
+        self.keys
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                tx.execute(
+                    "UPDATE tenant_keys SET state = 'decrypt_only' WHERE tenant = ?1 AND state = 'active'",
+                    [k.tenant.as_bytes().as_slice()],
+                )?;
+                tx.execute(
+                    "INSERT INTO tenant_keys (tenant, version, wrapped, state, created_at) VALUES (?1, ?2, ?3, 'active', ?4)",
+                    params![k.tenant.as_bytes().as_slice(), k.version, k.wrapped, k.created_at],
+                )
+                .map_err(|e| match Error::from(e) {
+                    Error::Conflict(_) => Error::Conflict("key version"),
+                    other => other,
+                })?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn retire_tenant_key(&self, tenant: TenantId, version: u32) -> Result<RetireOutcome> {
+        self.keys
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let t = tenant.as_bytes().as_slice();
+                let state: Option<String> = tx
+                    .query_row(
+                        "SELECT state FROM tenant_keys WHERE tenant = ?1 AND version = ?2",
+                        params![t, version],
+                        |r| r.get(0),
+                    )
+                    .optional()?;
+                let outcome = match state.as_deref().map(KeyState::parse) {
+                    None => RetireOutcome::NotFound,
+                    Some(None) => return Err(Error::Corrupt("tenant_keys")),
+                    Some(Some(KeyState::Active)) => RetireOutcome::Active,
+                    Some(Some(KeyState::Retired)) => RetireOutcome::Retired,
+                    Some(Some(KeyState::DecryptOnly)) => {
+                        let used: u64 = tx.query_row(
+                            "SELECT COUNT(*) FROM subject_keys WHERE tenant = ?1 AND kek_version = ?2",
+                            params![t, version],
+                            |r| r.get(0),
+                        )?;
+                        if used > 0 {
+                            RetireOutcome::InUse(used)
+                        } else {
+                            tx.execute(
+                                "UPDATE tenant_keys SET state = 'retired', wrapped = NULL WHERE tenant = ?1 AND version = ?2",
+                                params![t, version],
+                            )?;
+                            RetireOutcome::Retired
+                        }
+                    }
+                };
+                tx.commit()?;
+                Ok(outcome)
+            })
+            .await
+    }
+
+    async fn create_principal(&self, p: &PrincipalRow) -> Result<()> {
+        let p = p.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO principals (id, tenant, kind, name, token_hash, grants, created_at, disabled)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        p.id.as_bytes().as_slice(),
+                        p.tenant.map(|t| t.as_bytes().to_vec()),
+                        p.kind,
+                        p.name,
+                        p.token_hash,
+                        p.grants,
+                        p.created_at,
+                        p.disabled
+                    ],
+                )
+                .map_err(|e| match Error::from(e) {
+                    Error::Conflict(_) => Error::Conflict("principal"),
+                    other => other,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn principal_by_token(&self, token_hash: &[u8]) -> Result<Option<PrincipalRow>> {
+        let h = token_hash.to_vec();
+        self.data
+            .read(move |c| {
+                c.query_row(
+                    "SELECT id, tenant, kind, name, token_hash, grants, created_at, disabled
+                     FROM principals WHERE token_hash = ?1 AND disabled = 0",
+                    [h],
+                    principal_row,
+                )
+                .optional()?
+                .map(to_principal)
+                .transpose()
+            })
+            .await
+    }
+
+    async fn principals(&self, tenant: Option<TenantId>) -> Result<Vec<PrincipalRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, tenant, kind, name, token_hash, grants, created_at, disabled
+                     FROM principals WHERE tenant IS ?1 ORDER BY created_at, id",
+                )?;
+                let rows = st
+                    .query_map([tenant.map(|t| t.as_bytes().to_vec())], principal_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_principal).collect()
+            })
+            .await
+    }
+
+    async fn disable_principal(&self, tenant: TenantId, id: PrincipalId) -> Result<bool> {
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE principals SET disabled = 1 WHERE tenant = ?1 AND id = ?2",
+                    params![tenant.as_bytes().as_slice(), id.as_bytes().as_slice()],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn put_collection(&self, col: &CollectionRow) -> Result<()> {
+        let col = col.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO collections (tenant, name, schema, version, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT (tenant, name) DO UPDATE SET schema = excluded.schema,
+                       version = excluded.version, updated_at = excluded.updated_at",
+                    params![col.tenant.as_bytes().as_slice(), col.name, col.schema, col.version, col.updated_at],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn collection(&self, tenant: TenantId, name: &str) -> Result<Option<CollectionRow>> {
+        let name = name.to_owned();
+        self.data
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT schema, version, updated_at FROM collections WHERE tenant = ?1 AND name = ?2",
+                    params![tenant.as_bytes().as_slice(), name],
+                    |r| {
+                        Ok(CollectionRow {
+                            tenant,
+                            name: name.clone(),
+                            schema: r.get(0)?,
+                            version: r.get(1)?,
+                            updated_at: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn collections(&self, tenant: TenantId) -> Result<Vec<CollectionRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT name, schema, version, updated_at FROM collections WHERE tenant = ?1 ORDER BY name",
+                )?;
+                let rows = st
+                    .query_map([tenant.as_bytes().as_slice()], |r| {
+                        Ok(CollectionRow {
+                            tenant,
+                            name: r.get(0)?,
+                            schema: r.get(1)?,
+                            version: r.get(2)?,
+                            updated_at: r.get(3)?,
+                        })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn insert_subject_keys(&self, keys: &[SubjectKeyRow]) -> Result<()> {
+        let keys = keys.to_vec();
+        self.keys
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT INTO subject_keys (tenant, subject, kek_version, dek_version, wrapped_dek, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    )?;
+                    for k in &keys {
+                        st.execute(params![
+                            k.tenant.as_bytes().as_slice(),
+                            k.subject.as_bytes().as_slice(),
+                            k.kek_version,
+                            k.dek_version,
+                            k.wrapped_dek,
+                            k.created_at
+                        ])
+                        .map_err(|e| match Error::from(e) {
+                            Error::Conflict(_) => Error::Conflict("subject"),
+                            other => other,
+                        })?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn subject_keys(&self, tenant: TenantId, subjects: &[SubjectId]) -> Result<Vec<SubjectKeyRow>> {
+        let subjects = subjects.to_vec();
+        self.keys
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT tenant, subject, kek_version, dek_version, wrapped_dek, created_at
+                     FROM subject_keys WHERE tenant = ?1 AND subject = ?2",
+                )?;
+                let mut out = Vec::with_capacity(subjects.len());
+                for s in &subjects {
+                    if let Some(row) = st
+                        .query_row(params![tenant.as_bytes().as_slice(), s.as_bytes().as_slice()], subject_row)
+                        .optional()?
+                    {
+                        out.push(to_subject_key(row)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool> {
+        // Destroy the key first and make sure its bytes leave the WAL: from this point the
+        // subject's ciphertexts are noise, in this file and in every copy of data.db.
+        let existed = self
+            .keys
+            .write(move |c| {
+                let n = c.execute(
+                    "DELETE FROM subject_keys WHERE tenant = ?1 AND subject = ?2",
+                    params![tenant.as_bytes().as_slice(), subject.as_bytes().as_slice()],
+                )?;
+                c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+                Ok(n == 1)
+            })
+            .await?;
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let t = tenant.as_bytes().as_slice();
+                tx.execute(
+                    "DELETE FROM blind_index WHERE tenant = ?1 AND record IN
+                       (SELECT id FROM records WHERE tenant = ?1 AND subject = ?2)",
+                    params![t, subject.as_bytes().as_slice()],
+                )?;
+                tx.execute(
+                    "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
+                    params![t, subject.as_bytes().as_slice()],
+                )?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await?;
+        Ok(existed)
+    }
+
+    async fn subject_keys_not_at(&self, tenant: TenantId, version: u32, limit: usize) -> Result<Vec<SubjectKeyRow>> {
+        self.keys
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT tenant, subject, kek_version, dek_version, wrapped_dek, created_at
+                     FROM subject_keys WHERE tenant = ?1 AND kek_version <> ?2 LIMIT ?3",
+                )?;
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), version, limit as i64], subject_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_subject_key).collect()
+            })
+            .await
+    }
+
+    async fn rewrap_subject_keys(&self, from_version: u32, keys: &[SubjectKeyRow]) -> Result<u64> {
+        let keys = keys.to_vec();
+        self.keys
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut n = 0u64;
+                {
+                    let mut st = tx.prepare_cached(
+                        "UPDATE subject_keys SET kek_version = ?3, wrapped_dek = ?4
+                         WHERE tenant = ?1 AND subject = ?2 AND kek_version = ?5",
+                    )?;
+                    for k in &keys {
+                        n += st.execute(params![
+                            k.tenant.as_bytes().as_slice(),
+                            k.subject.as_bytes().as_slice(),
+                            k.kek_version,
+                            k.wrapped_dek,
+                            from_version
+                        ])? as u64;
+                    }
+                }
+                tx.commit()?;
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn subject_key_versions(&self, tenant: TenantId) -> Result<Vec<(u32, u64)>> {
+        self.keys
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT kek_version, COUNT(*) FROM subject_keys WHERE tenant = ?1 GROUP BY kek_version ORDER BY kek_version",
+                )?;
+                let rows = st
+                    .query_map([tenant.as_bytes().as_slice()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()> {
+        let (records, index) = (records.to_vec(), index.to_vec());
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT INTO records (tenant, collection, id, subject, sealed, labels, version, created_at, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    )?;
+                    for r in &records {
+                        st.execute(params![
+                            r.tenant.as_bytes().as_slice(),
+                            r.collection,
+                            r.id.as_bytes().as_slice(),
+                            r.subject.as_bytes().as_slice(),
+                            r.sealed,
+                            r.labels,
+                            r.version,
+                            r.created_at,
+                            r.updated_at
+                        ])
+                        .map_err(|e| match Error::from(e) {
+                            Error::Conflict(_) => Error::Conflict("record"),
+                            other => other,
+                        })?;
+                    }
+                }
+                insert_index(&tx, &index)?;
+                tx.commit()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn records(&self, tenant: TenantId, collection: &str, ids: &[RecordId]) -> Result<Vec<RecordRow>> {
+        let (collection, ids) = (collection.to_owned(), ids.to_vec());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r WHERE r.tenant = ?1 AND r.collection = ?2 AND r.id = ?3"
+                ))?;
+                let mut out = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    if let Some(row) = st
+                        .query_row(
+                            params![tenant.as_bytes().as_slice(), collection, id.as_bytes().as_slice()],
+                            record_row,
+                        )
+                        .optional()?
+                    {
+                        out.push(to_record(row)?);
+                    }
+                }
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn update_record(&self, r: &RecordRow, index: &[IndexEntry], expected_version: i64) -> Result<bool> {
+        let (r, index) = (r.clone(), index.to_vec());
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let t = r.tenant.as_bytes().as_slice();
+                let n = tx.execute(
+                    "UPDATE records SET sealed = ?4, labels = ?5, version = ?6, updated_at = ?7
+                     WHERE tenant = ?1 AND collection = ?2 AND id = ?3 AND version = ?8",
+                    params![t, r.collection, r.id.as_bytes().as_slice(), r.sealed, r.labels, r.version, r.updated_at, expected_version],
+                )?;
+                if n != 1 {
+                    return Ok(false);
+                }
+                tx.execute(
+                    "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND record = ?3",
+                    params![t, r.collection, r.id.as_bytes().as_slice()],
+                )?;
+                insert_index(&tx, &index)?;
+                tx.commit()?;
+                Ok(true)
+            })
+            .await
+    }
+
+    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId) -> Result<bool> {
+        let collection = collection.to_owned();
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let t = tenant.as_bytes().as_slice();
+                let n = tx.execute(
+                    "DELETE FROM records WHERE tenant = ?1 AND collection = ?2 AND id = ?3",
+                    params![t, collection, id.as_bytes().as_slice()],
+                )?;
+                tx.execute(
+                    "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND record = ?3",
+                    params![t, collection, id.as_bytes().as_slice()],
+                )?;
+                tx.commit()?;
+                Ok(n == 1)
+            })
+            .await
+    }
+
+    async fn search(&self, tenant: TenantId, collection: &str, field: &str, digest: &[u8], limit: usize) -> Result<Vec<RecordRow>> {
+        let (collection, field, digest) = (collection.to_owned(), field.to_owned(), digest.to_vec());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM blind_index b JOIN records r
+                       ON r.tenant = b.tenant AND r.collection = b.collection AND r.id = b.record
+                     WHERE b.tenant = ?1 AND b.collection = ?2 AND b.field = ?3 AND b.digest = ?4
+                     ORDER BY r.id LIMIT ?5"
+                ))?;
+                let rows = st
+                    .query_map(
+                        params![tenant.as_bytes().as_slice(), collection, field, digest, limit as i64],
+                        record_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_record).collect()
+            })
+            .await
+    }
+
+    async fn count_digests(&self, tenant: TenantId, collection: &str, field: &str, digests: &[Vec<u8>]) -> Result<Vec<u64>> {
+        let (collection, field, digests) = (collection.to_owned(), field.to_owned(), digests.to_vec());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT COUNT(*) FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND field = ?3 AND digest = ?4",
+                )?;
+                digests
+                    .iter()
+                    .map(|d| {
+                        Ok(st.query_row(params![tenant.as_bytes().as_slice(), collection, field, d], |r| r.get(0))?)
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn top_digests(&self, tenant: TenantId, collection: &str, field: &str, limit: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+        let (collection, field) = (collection.to_owned(), field.to_owned());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT digest, COUNT(*) AS n FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND field = ?3
+                     GROUP BY digest ORDER BY n DESC, digest LIMIT ?4",
+                )?;
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), collection, field, limit as i64], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+}
