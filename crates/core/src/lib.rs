@@ -1,1 +1,32 @@
-//! boveda core (in progress).
+//! The boveda vault: tenants, principals, typed collections, subjects and records sealed per
+//! field, blind-index search, key rotation with background rewrap, and erasure by destroying a
+//! subject's key.
+//!
+//! Every call takes a [`Caller`] and, for data, a purpose; it authorises first, then touches
+//! keys and sealed rows. Storage is any [`boveda_store::Store`].
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use std::sync::Arc;
+//! let store = boveda_store::sqlite::SqliteStore::open(std::path::Path::new("./boveda-data")).await?;
+//! let (root, _text) = boveda_crypto::RootKey::generate()?;
+//! let vault = boveda_core::Vault::open(Arc::new(store), root, Default::default()).await?;
+//! let operator_token = vault.bootstrap_operator().await?;
+//! # let _ = operator_token; Ok(()) }
+//! ```
+
+mod error;
+pub mod phone;
+mod principal;
+pub mod schema;
+pub mod values;
+mod vault;
+
+pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};
+pub use error::Error;
+pub use principal::{Caller, Grants, Principal, PrincipalKind, Scope};
+pub use values::View;
+pub use vault::{
+    Collection, Count, KeyStatus, KeyVersion, NewRecord, NewServiceAccount, RecordView,
+    ServiceAccount, Tenant, TenantSettings, Vault, VaultConfig, Written,
+};

@@ -97,7 +97,10 @@ fn open_with(
 ) -> Result<Pii<Vec<u8>>, Error> {
     let found = header(sealed, format)?;
     if found != version {
-        return Err(Error::KeyVersion { found, expected: version });
+        return Err(Error::KeyVersion {
+            found,
+            expected: version,
+        });
     }
     let mut nonce = [0u8; NONCE_LEN];
     nonce.copy_from_slice(&sealed[5..HEADER_LEN]);
@@ -107,7 +110,11 @@ fn open_with(
     full_aad.extend_from_slice(aad);
     let mut body = Zeroizing::new(sealed[HEADER_LEN..].to_vec());
     let len = key
-        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(full_aad), &mut body)
+        .open_in_place(
+            Nonce::assume_unique_for_key(nonce),
+            Aad::from(full_aad),
+            &mut body,
+        )
         .map_err(|_| Error::Open)?
         .len();
     body.truncate(len);
@@ -163,11 +170,27 @@ impl FieldAad<'_> {
 }
 
 /// Wraps and unwraps a 32-byte key under `wrapping` (version `version`).
-fn wrap(wrapping: &LessSafeKey, version: u32, key: &SecretKey, aad: &WrapAad<'_>) -> Result<Vec<u8>, Error> {
-    seal_with(wrapping, FORMAT_WRAPPED, version, &aad.encode(), key.expose())
+fn wrap(
+    wrapping: &LessSafeKey,
+    version: u32,
+    key: &SecretKey,
+    aad: &WrapAad<'_>,
+) -> Result<Vec<u8>, Error> {
+    seal_with(
+        wrapping,
+        FORMAT_WRAPPED,
+        version,
+        &aad.encode(),
+        key.expose(),
+    )
 }
 
-fn unwrap(wrapping: &LessSafeKey, version: u32, wrapped: &[u8], aad: &WrapAad<'_>) -> Result<SecretKey, Error> {
+fn unwrap(
+    wrapping: &LessSafeKey,
+    version: u32,
+    wrapped: &[u8],
+    aad: &WrapAad<'_>,
+) -> Result<SecretKey, Error> {
     let bytes = open_with(wrapping, FORMAT_WRAPPED, version, &aad.encode(), wrapped)?;
     SecretKey::from_slice(bytes.expose())
 }
@@ -205,7 +228,9 @@ impl RootKey {
     /// # Errors
     /// [`Error::InvalidKey`] if the key cannot be used.
     pub fn from_key(key: &SecretKey) -> Result<Self, Error> {
-        Ok(Self { key: aead_key(key)? })
+        Ok(Self {
+            key: aead_key(key)?,
+        })
     }
 
     /// The root key from its text encoding: base64 of 32 bytes, surrounding whitespace ignored.
@@ -238,7 +263,8 @@ impl RootKey {
     pub fn from_passphrase(passphrase: &[u8], salt: &[u8]) -> Result<Self, Error> {
         let (m, t, p) = PASSPHRASE_PARAMS;
         let params = argon2::Params::new(m, t, p, Some(32)).map_err(|_| Error::Derivation)?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = [0u8; 32];
         argon
             .hash_password_into(passphrase, salt, &mut out)
@@ -283,7 +309,10 @@ impl Kek {
     /// # Errors
     /// [`Error::InvalidKey`] if the key cannot be used.
     pub fn new(version: u32, key: &SecretKey) -> Result<Self, Error> {
-        Ok(Self { version, key: aead_key(key)? })
+        Ok(Self {
+            version,
+            key: aead_key(key)?,
+        })
     }
 
     /// This KEK's version.
@@ -296,10 +325,20 @@ impl Kek {
     /// # Errors
     /// [`Error::Random`] if no nonce could be drawn.
     pub fn wrap_dek(&self, dek: &Dek, tenant: &[u8], subject: &[u8]) -> Result<Vec<u8>, Error> {
-        let aad = WrapAad { kind: "dek", tenant, owner: subject };
+        let aad = WrapAad {
+            kind: "dek",
+            tenant,
+            owner: subject,
+        };
         let mut aad_bytes = aad.encode();
         aad_bytes.extend_from_slice(&dek.version.to_be_bytes());
-        seal_with(&self.key, FORMAT_WRAPPED, self.version, &aad_bytes, dek.material.expose())
+        seal_with(
+            &self.key,
+            FORMAT_WRAPPED,
+            self.version,
+            &aad_bytes,
+            dek.material.expose(),
+        )
     }
 
     /// Unwraps a subject DEK of `dek_version`.
@@ -314,7 +353,11 @@ impl Kek {
         tenant: &[u8],
         subject: &[u8],
     ) -> Result<Dek, Error> {
-        let aad = WrapAad { kind: "dek", tenant, owner: subject };
+        let aad = WrapAad {
+            kind: "dek",
+            tenant,
+            owner: subject,
+        };
         let mut aad_bytes = aad.encode();
         aad_bytes.extend_from_slice(&dek_version.to_be_bytes());
         let bytes = open_with(&self.key, FORMAT_WRAPPED, self.version, &aad_bytes, wrapped)?;
@@ -353,7 +396,11 @@ impl Dek {
     }
 
     fn from_key(version: u32, material: SecretKey) -> Result<Self, Error> {
-        Ok(Self { version, key: aead_key(&material)?, material })
+        Ok(Self {
+            version,
+            key: aead_key(&material)?,
+            material,
+        })
     }
 
     /// This DEK's version.
@@ -366,7 +413,13 @@ impl Dek {
     /// # Errors
     /// [`Error::Random`] if no nonce could be drawn.
     pub fn seal(&self, plaintext: &[u8], aad: &FieldAad<'_>) -> Result<Vec<u8>, Error> {
-        seal_with(&self.key, FORMAT_FIELD, self.version, &aad.encode(), plaintext)
+        seal_with(
+            &self.key,
+            FORMAT_FIELD,
+            self.version,
+            &aad.encode(),
+            plaintext,
+        )
     }
 
     /// Opens one field value sealed for exactly this place and key version.
@@ -401,7 +454,9 @@ pub const INDEX_LEN: usize = 16;
 impl IndexKey {
     /// An index key from key material.
     pub fn new(key: &SecretKey) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, key.expose()) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, key.expose()),
+        }
     }
 
     /// The blind index of a normalised value in one collection field. The collection and field
@@ -435,7 +490,12 @@ mod tests {
     use proptest::prelude::*;
 
     fn aad() -> FieldAad<'static> {
-        FieldAad { tenant: b"tenant-a", collection: "customers", record: b"rec-1", field: "email" }
+        FieldAad {
+            tenant: b"tenant-a",
+            collection: "customers",
+            record: b"rec-1",
+            field: "email",
+        }
     }
 
     #[test]
@@ -452,7 +512,10 @@ mod tests {
         // 128-bit plaintext): checks that the primitive under our format is AES-256-GCM.
         let key = hex::decode("31bdadd96698c204aa9ce1448ea94ae1fb4a9a0b3c9d773b51bb1822666b8f22")
             .unwrap();
-        let nonce: [u8; 12] = hex::decode("0d18e06c7c725ac9e362e1ce").unwrap().try_into().unwrap();
+        let nonce: [u8; 12] = hex::decode("0d18e06c7c725ac9e362e1ce")
+            .unwrap()
+            .try_into()
+            .unwrap();
         let mut pt = hex::decode("2db5168e932556f8089a0622981d017d").unwrap();
         let k = aead_key(&SecretKey::from_slice(&key).unwrap()).unwrap();
         k.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::empty(), &mut pt)
@@ -465,7 +528,9 @@ mod tests {
 
     #[test]
     fn hmac_sha256_rfc4231_case_2() {
-        let k = IndexKey { key: hmac::Key::new(hmac::HMAC_SHA256, b"Jefe") };
+        let k = IndexKey {
+            key: hmac::Key::new(hmac::HMAC_SHA256, b"Jefe"),
+        };
         assert_eq!(
             hex::encode(k.mac(b"what do ya want for nothing?")),
             "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
@@ -477,10 +542,22 @@ mod tests {
         let dek = Dek::generate(1).unwrap();
         let s = dek.seal(b"x", &aad()).unwrap();
         let others = [
-            FieldAad { tenant: b"tenant-b", ..aad() },
-            FieldAad { collection: "orders", ..aad() },
-            FieldAad { record: b"rec-2", ..aad() },
-            FieldAad { field: "phone", ..aad() },
+            FieldAad {
+                tenant: b"tenant-b",
+                ..aad()
+            },
+            FieldAad {
+                collection: "orders",
+                ..aad()
+            },
+            FieldAad {
+                record: b"rec-2",
+                ..aad()
+            },
+            FieldAad {
+                field: "phone",
+                ..aad()
+            },
         ];
         for other in others {
             assert_eq!(dek.open(&s, &other).unwrap_err(), Error::Open);
@@ -492,10 +569,16 @@ mod tests {
         let dek = Dek::generate(1).unwrap();
         let s = dek.seal(b"x", &aad()).unwrap();
         let same_key_v2 = Dek::from_key(2, dek.material.clone()).unwrap();
-        assert!(matches!(same_key_v2.open(&s, &aad()), Err(Error::KeyVersion { .. })));
+        assert!(matches!(
+            same_key_v2.open(&s, &aad()),
+            Err(Error::KeyVersion { .. })
+        ));
         let mut relabelled = s.clone();
         relabelled[4] = 2;
-        assert_eq!(same_key_v2.open(&relabelled, &aad()).unwrap_err(), Error::Open);
+        assert_eq!(
+            same_key_v2.open(&relabelled, &aad()).unwrap_err(),
+            Error::Open
+        );
     }
 
     #[test]
@@ -517,22 +600,36 @@ mod tests {
         let (root, text) = RootKey::generate().unwrap();
         let again = RootKey::from_base64(&text).unwrap();
         let k = SecretKey::generate().unwrap();
-        let aad = WrapAad { kind: "kek", tenant: b"t", owner: b"" };
+        let aad = WrapAad {
+            kind: "kek",
+            tenant: b"t",
+            owner: b"",
+        };
         let w = root.wrap(&k, &aad).unwrap();
         assert_eq!(again.unwrap(&w, &aad).unwrap().expose(), k.expose());
         let (other, _) = RootKey::generate().unwrap();
         assert_eq!(other.unwrap(&w, &aad).unwrap_err(), Error::Open);
-        let idx = WrapAad { kind: "index", ..aad };
+        let idx = WrapAad {
+            kind: "index",
+            ..aad
+        };
         assert_eq!(root.unwrap(&w, &idx).unwrap_err(), Error::Open);
     }
 
     #[test]
     fn passphrase_derivation_is_deterministic_per_salt() {
-        let a = RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789a").unwrap();
-        let b = RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789a").unwrap();
-        let c = RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789b").unwrap();
+        let a =
+            RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789a").unwrap();
+        let b =
+            RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789a").unwrap();
+        let c =
+            RootKey::from_passphrase(b"correct horse battery staple", b"salt-0123456789b").unwrap();
         let k = SecretKey::generate().unwrap();
-        let aad = WrapAad { kind: "kek", tenant: b"t", owner: b"" };
+        let aad = WrapAad {
+            kind: "kek",
+            tenant: b"t",
+            owner: b"",
+        };
         let w = a.wrap(&k, &aad).unwrap();
         assert!(b.unwrap(&w, &aad).is_ok());
         assert!(c.unwrap(&w, &aad).is_err());

@@ -19,7 +19,7 @@ pub mod token;
 
 pub use error::Error;
 pub use keys::{
-    Dek, FieldAad, INDEX_LEN, IndexKey, Kek, RootKey, WrapAad, random_bytes, sealed_version, sha256,
-    wrapped_version,
+    Dek, FieldAad, INDEX_LEN, IndexKey, Kek, RootKey, WrapAad, random_bytes, sealed_version,
+    sha256, wrapped_version,
 };
 pub use secret::{Pii, SecretKey};

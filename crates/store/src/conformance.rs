@@ -18,7 +18,13 @@ fn tenant(name: &str) -> (TenantRow, TenantKeyRow) {
             wrapped_index_key: vec![1, 2, 3],
             created_at: now(),
         },
-        TenantKeyRow { tenant: id, version: 1, wrapped: Some(vec![9; 8]), state: KeyState::Active, created_at: now() },
+        TenantKeyRow {
+            tenant: id,
+            version: 1,
+            wrapped: Some(vec![9; 8]),
+            state: KeyState::Active,
+            created_at: now(),
+        },
     )
 }
 
@@ -37,11 +43,24 @@ fn record(t: TenantId, subject: SubjectId, sealed: &[u8]) -> RecordRow {
 }
 
 fn subject_key(t: TenantId, s: SubjectId, v: u32) -> SubjectKeyRow {
-    SubjectKeyRow { tenant: t, subject: s, kek_version: v, dek_version: 1, wrapped_dek: vec![v as u8; 4], created_at: now() }
+    SubjectKeyRow {
+        tenant: t,
+        subject: s,
+        kek_version: v,
+        dek_version: 1,
+        wrapped_dek: vec![v as u8; 4],
+        created_at: now(),
+    }
 }
 
 fn entry(r: &RecordRow, field: &str, digest: &[u8]) -> IndexEntry {
-    IndexEntry { tenant: r.tenant, collection: r.collection.clone(), field: field.into(), digest: digest.to_vec(), record: r.id }
+    IndexEntry {
+        tenant: r.tenant,
+        collection: r.collection.clone(),
+        field: field.into(),
+        digest: digest.to_vec(),
+        record: r.id,
+    }
 }
 
 /// Runs every check against a fresh, empty store. `prefix` keeps tenant names unique when
@@ -60,35 +79,94 @@ async fn meta(store: &dyn Store) {
     let key = format!("conformance-{}", uuid::Uuid::now_v7());
     assert_eq!(store.meta(&key).await.unwrap(), None);
     assert_eq!(store.init_meta(&key, b"first").await.unwrap(), b"first");
-    assert_eq!(store.init_meta(&key, b"second").await.unwrap(), b"first", "init_meta keeps the first value");
+    assert_eq!(
+        store.init_meta(&key, b"second").await.unwrap(),
+        b"first",
+        "init_meta keeps the first value"
+    );
 }
 
 async fn tenants_and_keys(store: &dyn Store, p: &str) {
     let (t, k) = tenant(&format!("{p}-acme"));
     store.create_tenant(&t, &k).await.unwrap();
     let (dup, dupk) = tenant(&format!("{p}-acme"));
-    assert!(matches!(store.create_tenant(&dup, &dupk).await, Err(Error::Conflict(_))), "duplicate tenant name");
+    assert!(
+        matches!(
+            store.create_tenant(&dup, &dupk).await,
+            Err(Error::Conflict(_))
+        ),
+        "duplicate tenant name"
+    );
     assert_eq!(store.tenant(t.id).await.unwrap().as_ref(), Some(&t));
     assert!(store.tenants().await.unwrap().iter().any(|x| x.id == t.id));
-    assert!(store.update_tenant_settings(t.id, r#"{"a":1}"#).await.unwrap());
-    assert_eq!(store.tenant(t.id).await.unwrap().unwrap().settings, r#"{"a":1}"#);
-    assert!(!store.update_tenant_settings(TenantId::generate(), "{}").await.unwrap());
+    assert!(
+        store
+            .update_tenant_settings(t.id, r#"{"a":1}"#)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store.tenant(t.id).await.unwrap().unwrap().settings,
+        r#"{"a":1}"#
+    );
+    assert!(
+        !store
+            .update_tenant_settings(TenantId::generate(), "{}")
+            .await
+            .unwrap()
+    );
 
-    let k2 = TenantKeyRow { version: 2, ..k.clone() };
+    let k2 = TenantKeyRow {
+        version: 2,
+        ..k.clone()
+    };
     store.add_tenant_key(&k2).await.unwrap();
-    assert!(matches!(store.add_tenant_key(&k2).await, Err(Error::Conflict(_))));
+    assert!(matches!(
+        store.add_tenant_key(&k2).await,
+        Err(Error::Conflict(_))
+    ));
     let keys = store.tenant_keys(t.id).await.unwrap();
-    assert_eq!(keys.iter().map(|k| (k.version, k.state)).collect::<Vec<_>>(), vec![(1, KeyState::DecryptOnly), (2, KeyState::Active)]);
+    assert_eq!(
+        keys.iter()
+            .map(|k| (k.version, k.state))
+            .collect::<Vec<_>>(),
+        vec![(1, KeyState::DecryptOnly), (2, KeyState::Active)]
+    );
 
     let s = SubjectId::generate();
-    store.insert_subject_keys(&[subject_key(t.id, s, 1)]).await.unwrap();
-    assert_eq!(store.retire_tenant_key(t.id, 2).await.unwrap(), RetireOutcome::Active);
-    assert_eq!(store.retire_tenant_key(t.id, 1).await.unwrap(), RetireOutcome::InUse(1));
-    assert_eq!(store.retire_tenant_key(t.id, 9).await.unwrap(), RetireOutcome::NotFound);
+    store
+        .insert_subject_keys(&[subject_key(t.id, s, 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.retire_tenant_key(t.id, 2).await.unwrap(),
+        RetireOutcome::Active
+    );
+    assert_eq!(
+        store.retire_tenant_key(t.id, 1).await.unwrap(),
+        RetireOutcome::InUse(1)
+    );
+    assert_eq!(
+        store.retire_tenant_key(t.id, 9).await.unwrap(),
+        RetireOutcome::NotFound
+    );
     let moved = subject_key(t.id, s, 2);
-    assert_eq!(store.rewrap_subject_keys(1, std::slice::from_ref(&moved)).await.unwrap(), 1);
-    assert_eq!(store.rewrap_subject_keys(1, &[moved]).await.unwrap(), 0, "rewrap is conditional");
-    assert_eq!(store.retire_tenant_key(t.id, 1).await.unwrap(), RetireOutcome::Retired);
+    assert_eq!(
+        store
+            .rewrap_subject_keys(1, std::slice::from_ref(&moved))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.rewrap_subject_keys(1, &[moved]).await.unwrap(),
+        0,
+        "rewrap is conditional"
+    );
+    assert_eq!(
+        store.retire_tenant_key(t.id, 1).await.unwrap(),
+        RetireOutcome::Retired
+    );
     let keys = store.tenant_keys(t.id).await.unwrap();
     assert_eq!(keys[0].state, KeyState::Retired);
     assert_eq!(keys[0].wrapped, None, "retiring destroys the wrapped key");
@@ -108,81 +186,265 @@ async fn principals(store: &dyn Store, p: &str) {
         disabled: false,
     };
     store.create_principal(&pr).await.unwrap();
-    assert!(matches!(store.create_principal(&pr).await, Err(Error::Conflict(_))));
-    assert_eq!(store.principal_by_token(&pr.token_hash).await.unwrap().as_ref(), Some(&pr));
-    assert_eq!(store.principals(Some(t.id)).await.unwrap(), vec![pr.clone()]);
-    assert!(!store.disable_principal(TenantId::generate(), pr.id).await.unwrap(), "other tenant cannot disable");
+    assert!(matches!(
+        store.create_principal(&pr).await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store
+            .principal_by_token(&pr.token_hash)
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&pr)
+    );
+    assert_eq!(
+        store.principals(Some(t.id)).await.unwrap(),
+        vec![pr.clone()]
+    );
+    assert!(
+        !store
+            .disable_principal(TenantId::generate(), pr.id)
+            .await
+            .unwrap(),
+        "other tenant cannot disable"
+    );
     assert!(store.disable_principal(t.id, pr.id).await.unwrap());
-    assert_eq!(store.principal_by_token(&pr.token_hash).await.unwrap(), None, "disabled principals do not authenticate");
+    assert_eq!(
+        store.principal_by_token(&pr.token_hash).await.unwrap(),
+        None,
+        "disabled principals do not authenticate"
+    );
 }
 
 async fn records_and_index(store: &dyn Store, p: &str) {
     let (t, k) = tenant(&format!("{p}-records"));
     store.create_tenant(&t, &k).await.unwrap();
-    let col = CollectionRow { tenant: t.id, name: "customers".into(), schema: "{}".into(), version: 1, updated_at: now() };
+    let col = CollectionRow {
+        tenant: t.id,
+        name: "customers".into(),
+        schema: "{}".into(),
+        version: 1,
+        updated_at: now(),
+    };
     store.put_collection(&col).await.unwrap();
-    let col2 = CollectionRow { schema: r#"{"v":2}"#.into(), version: 2, ..col.clone() };
+    let col2 = CollectionRow {
+        schema: r#"{"v":2}"#.into(),
+        version: 2,
+        ..col.clone()
+    };
     store.put_collection(&col2).await.unwrap();
-    assert_eq!(store.collection(t.id, "customers").await.unwrap(), Some(col2.clone()));
+    assert_eq!(
+        store.collection(t.id, "customers").await.unwrap(),
+        Some(col2.clone())
+    );
     assert_eq!(store.collections(t.id).await.unwrap(), vec![col2]);
     assert_eq!(store.collection(t.id, "nope").await.unwrap(), None);
 
     let s = SubjectId::generate();
     let a = record(t.id, s, b"sealed-a");
     let b = record(t.id, s, b"sealed-b");
-    let idx = vec![entry(&a, "email", b"d1"), entry(&b, "email", b"d1"), entry(&b, "phone", b"d2")];
-    store.insert_records(&[a.clone(), b.clone()], &idx).await.unwrap();
-    assert_eq!(store.records(t.id, "customers", &[a.id, b.id, RecordId::generate()]).await.unwrap(), vec![a.clone(), b.clone()]);
-    assert!(store.records(t.id, "other", &[a.id]).await.unwrap().is_empty());
+    let idx = vec![
+        entry(&a, "email", b"d1"),
+        entry(&b, "email", b"d1"),
+        entry(&b, "phone", b"d2"),
+    ];
+    store
+        .insert_records(&[a.clone(), b.clone()], &idx)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .records(t.id, "customers", &[a.id, b.id, RecordId::generate()])
+            .await
+            .unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(
+        store
+            .records(t.id, "other", &[a.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A batch with one duplicate id inserts nothing.
     let c = record(t.id, s, b"sealed-c");
     let dup = a.clone();
-    assert!(matches!(store.insert_records(&[c.clone(), dup], &[entry(&c, "email", b"d1")]).await, Err(Error::Conflict(_))));
-    assert!(store.records(t.id, "customers", &[c.id]).await.unwrap().is_empty(), "batches are atomic");
-    assert_eq!(store.count_digests(t.id, "customers", "email", &[b"d1".to_vec()]).await.unwrap(), vec![2]);
+    assert!(matches!(
+        store
+            .insert_records(&[c.clone(), dup], &[entry(&c, "email", b"d1")])
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert!(
+        store
+            .records(t.id, "customers", &[c.id])
+            .await
+            .unwrap()
+            .is_empty(),
+        "batches are atomic"
+    );
+    assert_eq!(
+        store
+            .count_digests(t.id, "customers", "email", &[b"d1".to_vec()])
+            .await
+            .unwrap(),
+        vec![2]
+    );
 
-    let found = store.search(t.id, "customers", "email", b"d1", 10).await.unwrap();
-    assert_eq!(found.iter().map(|r| r.id).collect::<Vec<_>>(), vec![a.id, b.id]);
-    assert_eq!(store.search(t.id, "customers", "email", b"d1", 1).await.unwrap().len(), 1);
-    assert_eq!(store.count_digests(t.id, "customers", "email", &[b"d1".to_vec(), b"zz".to_vec()]).await.unwrap(), vec![2, 0]);
-    assert_eq!(store.top_digests(t.id, "customers", "email", 5).await.unwrap(), vec![(b"d1".to_vec(), 2)]);
+    let found = store
+        .search(t.id, "customers", "email", b"d1", 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        found.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![a.id, b.id]
+    );
+    assert_eq!(
+        store
+            .search(t.id, "customers", "email", b"d1", 1)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_digests(
+                t.id,
+                "customers",
+                "email",
+                &[b"d1".to_vec(), b"zz".to_vec()]
+            )
+            .await
+            .unwrap(),
+        vec![2, 0]
+    );
+    assert_eq!(
+        store
+            .top_digests(t.id, "customers", "email", 5)
+            .await
+            .unwrap(),
+        vec![(b"d1".to_vec(), 2)]
+    );
 
-    let a2 = RecordRow { sealed: b"sealed-a2".to_vec(), version: 2, ..a.clone() };
-    assert!(store.update_record(&a2, &[entry(&a2, "email", b"d3")], 1).await.unwrap());
-    assert!(!store.update_record(&a2, &[], 1).await.unwrap(), "stale version refused");
-    assert_eq!(store.records(t.id, "customers", &[a.id]).await.unwrap(), vec![a2.clone()]);
-    assert_eq!(store.count_digests(t.id, "customers", "email", &[b"d1".to_vec(), b"d3".to_vec()]).await.unwrap(), vec![1, 1]);
+    let a2 = RecordRow {
+        sealed: b"sealed-a2".to_vec(),
+        version: 2,
+        ..a.clone()
+    };
+    assert!(
+        store
+            .update_record(&a2, &[entry(&a2, "email", b"d3")], 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store.update_record(&a2, &[], 1).await.unwrap(),
+        "stale version refused"
+    );
+    assert_eq!(
+        store.records(t.id, "customers", &[a.id]).await.unwrap(),
+        vec![a2.clone()]
+    );
+    assert_eq!(
+        store
+            .count_digests(
+                t.id,
+                "customers",
+                "email",
+                &[b"d1".to_vec(), b"d3".to_vec()]
+            )
+            .await
+            .unwrap(),
+        vec![1, 1]
+    );
 
     assert!(store.delete_record(t.id, "customers", a.id).await.unwrap());
     assert!(!store.delete_record(t.id, "customers", a.id).await.unwrap());
-    assert_eq!(store.count_digests(t.id, "customers", "email", &[b"d3".to_vec()]).await.unwrap(), vec![0]);
+    assert_eq!(
+        store
+            .count_digests(t.id, "customers", "email", &[b"d3".to_vec()])
+            .await
+            .unwrap(),
+        vec![0]
+    );
 }
 
 async fn erasure_and_rewrap(store: &dyn Store, p: &str) {
     let (t, k) = tenant(&format!("{p}-erasure"));
     store.create_tenant(&t, &k).await.unwrap();
     let (s1, s2) = (SubjectId::generate(), SubjectId::generate());
-    store.insert_subject_keys(&[subject_key(t.id, s1, 1), subject_key(t.id, s2, 1)]).await.unwrap();
-    assert!(matches!(store.insert_subject_keys(&[subject_key(t.id, s1, 1)]).await, Err(Error::Conflict(_))));
+    store
+        .insert_subject_keys(&[subject_key(t.id, s1, 1), subject_key(t.id, s2, 1)])
+        .await
+        .unwrap();
+    assert!(matches!(
+        store.insert_subject_keys(&[subject_key(t.id, s1, 1)]).await,
+        Err(Error::Conflict(_))
+    ));
     let r1 = record(t.id, s1, b"x");
     let r2 = record(t.id, s2, b"y");
-    store.insert_records(&[r1.clone(), r2.clone()], &[entry(&r1, "email", b"e"), entry(&r2, "email", b"e")]).await.unwrap();
+    store
+        .insert_records(
+            &[r1.clone(), r2.clone()],
+            &[entry(&r1, "email", b"e"), entry(&r2, "email", b"e")],
+        )
+        .await
+        .unwrap();
 
     assert!(store.erase_subject(t.id, s1).await.unwrap());
     assert!(!store.erase_subject(t.id, s1).await.unwrap());
     assert_eq!(store.subject_keys(t.id, &[s1, s2]).await.unwrap().len(), 1);
-    assert!(store.records(t.id, "customers", &[r1.id]).await.unwrap().is_empty());
-    assert_eq!(store.records(t.id, "customers", &[r2.id]).await.unwrap().len(), 1);
-    assert_eq!(store.count_digests(t.id, "customers", "email", &[b"e".to_vec()]).await.unwrap(), vec![1]);
+    assert!(
+        store
+            .records(t.id, "customers", &[r1.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store
+            .records(t.id, "customers", &[r2.id])
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+    assert_eq!(
+        store
+            .count_digests(t.id, "customers", "email", &[b"e".to_vec()])
+            .await
+            .unwrap(),
+        vec![1]
+    );
 
-    store.add_tenant_key(&TenantKeyRow { version: 2, ..k }).await.unwrap();
+    store
+        .add_tenant_key(&TenantKeyRow { version: 2, ..k })
+        .await
+        .unwrap();
     let pending = store.subject_keys_not_at(t.id, 2, 10).await.unwrap();
     assert_eq!(pending.len(), 1);
-    assert_eq!(store.subject_key_versions(t.id).await.unwrap(), vec![(1, 1)]);
-    store.rewrap_subject_keys(1, &[subject_key(t.id, s2, 2)]).await.unwrap();
-    assert_eq!(store.subject_key_versions(t.id).await.unwrap(), vec![(2, 1)]);
-    assert!(store.subject_keys_not_at(t.id, 2, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store.subject_key_versions(t.id).await.unwrap(),
+        vec![(1, 1)]
+    );
+    store
+        .rewrap_subject_keys(1, &[subject_key(t.id, s2, 2)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store.subject_key_versions(t.id).await.unwrap(),
+        vec![(2, 1)]
+    );
+    assert!(
+        store
+            .subject_keys_not_at(t.id, 2, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn tenant_isolation(store: &dyn Store, p: &str) {
@@ -191,16 +453,41 @@ async fn tenant_isolation(store: &dyn Store, p: &str) {
     store.create_tenant(&a, &ka).await.unwrap();
     store.create_tenant(&b, &kb).await.unwrap();
     let s = SubjectId::generate();
-    store.insert_subject_keys(&[subject_key(a.id, s, 1)]).await.unwrap();
+    store
+        .insert_subject_keys(&[subject_key(a.id, s, 1)])
+        .await
+        .unwrap();
     let r = record(a.id, s, b"secret");
-    store.insert_records(std::slice::from_ref(&r), &[entry(&r, "email", b"d")]).await.unwrap();
+    store
+        .insert_records(std::slice::from_ref(&r), &[entry(&r, "email", b"d")])
+        .await
+        .unwrap();
     // Tenant B asks with tenant A's ids: nothing.
-    assert!(store.records(b.id, "customers", &[r.id]).await.unwrap().is_empty());
+    assert!(
+        store
+            .records(b.id, "customers", &[r.id])
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(store.subject_keys(b.id, &[s]).await.unwrap().is_empty());
-    assert!(store.search(b.id, "customers", "email", b"d", 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .search(b.id, "customers", "email", b"d", 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(!store.delete_record(b.id, "customers", r.id).await.unwrap());
     assert!(!store.erase_subject(b.id, s).await.unwrap());
-    let r_as_b = RecordRow { tenant: b.id, version: 2, ..r.clone() };
+    let r_as_b = RecordRow {
+        tenant: b.id,
+        version: 2,
+        ..r.clone()
+    };
     assert!(!store.update_record(&r_as_b, &[], 1).await.unwrap());
-    assert_eq!(store.records(a.id, "customers", &[r.id]).await.unwrap(), vec![r]);
+    assert_eq!(
+        store.records(a.id, "customers", &[r.id]).await.unwrap(),
+        vec![r]
+    );
 }

@@ -85,12 +85,21 @@ pub trait Store: Send + Sync + 'static {
     /// Stores new subjects' wrapped DEKs. [`Error::Conflict`] if one exists.
     async fn insert_subject_keys(&self, keys: &[SubjectKeyRow]) -> Result<()>;
     /// The wrapped DEKs of the given subjects of a tenant that exist (erased ones do not).
-    async fn subject_keys(&self, tenant: TenantId, subjects: &[SubjectId]) -> Result<Vec<SubjectKeyRow>>;
+    async fn subject_keys(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectKeyRow>>;
     /// Erases a subject: destroys its wrapped DEK first (the crypto-shredding point), then
     /// deletes its records and index entries. False if the subject did not exist.
     async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool>;
     /// Up to `limit` subject keys of a tenant wrapped by a KEK version other than `version`.
-    async fn subject_keys_not_at(&self, tenant: TenantId, version: u32, limit: usize) -> Result<Vec<SubjectKeyRow>>;
+    async fn subject_keys_not_at(
+        &self,
+        tenant: TenantId,
+        version: u32,
+        limit: usize,
+    ) -> Result<Vec<SubjectKeyRow>>;
     /// Replaces wrapped DEKs after a rewrap, each only if it is still at `from_version`
     /// (another node may have moved it). Returns how many rows changed.
     async fn rewrap_subject_keys(&self, from_version: u32, keys: &[SubjectKeyRow]) -> Result<u64>;
@@ -101,16 +110,46 @@ pub trait Store: Send + Sync + 'static {
     /// [`Error::Conflict`] on a duplicate record id.
     async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()>;
     /// The records with these ids in a collection of a tenant; missing ids are left out.
-    async fn records(&self, tenant: TenantId, collection: &str, ids: &[RecordId]) -> Result<Vec<RecordRow>>;
+    async fn records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordRow>>;
     /// Replaces a record's sealed fields and index entries if its version is still
     /// `expected_version`; false otherwise (missing or changed concurrently).
-    async fn update_record(&self, record: &RecordRow, index: &[IndexEntry], expected_version: i64) -> Result<bool>;
+    async fn update_record(
+        &self,
+        record: &RecordRow,
+        index: &[IndexEntry],
+        expected_version: i64,
+    ) -> Result<bool>;
     /// Deletes a record and its index entries; false if it did not exist.
-    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId) -> Result<bool>;
+    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId)
+    -> Result<bool>;
     /// Records whose `field` has blind index `digest`, oldest first, at most `limit`.
-    async fn search(&self, tenant: TenantId, collection: &str, field: &str, digest: &[u8], limit: usize) -> Result<Vec<RecordRow>>;
+    async fn search(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digest: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RecordRow>>;
     /// How many records have each digest in `field`, in the order given.
-    async fn count_digests(&self, tenant: TenantId, collection: &str, field: &str, digests: &[Vec<u8>]) -> Result<Vec<u64>>;
+    async fn count_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<u64>>;
     /// The most frequent digests of a field with their counts, most frequent first.
-    async fn top_digests(&self, tenant: TenantId, collection: &str, field: &str, limit: usize) -> Result<Vec<(Vec<u8>, u64)>>;
+    async fn top_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, u64)>>;
 }

@@ -65,16 +65,31 @@ pub struct PostgresStore {
 fn valid_schema(schema: &str) -> Result<()> {
     let ok = !schema.is_empty()
         && schema.len() <= 63
-        && schema.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !schema.as_bytes()[0].is_ascii_digit();
-    if ok { Ok(()) } else { Err(Error::Config(format!("invalid postgres schema name `{schema}`"))) }
+    if ok {
+        Ok(())
+    } else {
+        Err(Error::Config(format!(
+            "invalid postgres schema name `{schema}`"
+        )))
+    }
 }
 
 async fn pool(url: &str, schema: &str) -> Result<Pool> {
-    let mut cfg: tokio_postgres::Config =
-        url.parse().map_err(|e| Error::Config(format!("invalid postgres url: {e}")))?;
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| Error::Config(format!("invalid postgres url: {e}")))?;
     cfg.options(format!("-c search_path={schema}"));
-    let mgr = Manager::from_config(cfg, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+    let mgr = Manager::from_config(
+        cfg,
+        NoTls,
+        ManagerConfig {
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
     let pool = Pool::builder(mgr)
         .max_size(16)
         .build()
@@ -90,13 +105,20 @@ async fn migrate(pool: &Pool, name: &str, migrations: &[&str]) -> Result<()> {
     let mut client = pool.get().await?;
     let tx = client.transaction().await?;
     // One migrator at a time across nodes; the lock ends with the transaction.
-    tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&format!("boveda-migrate-{name}")]).await?;
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtext($1))",
+        &[&format!("boveda-migrate-{name}")],
+    )
+    .await?;
     tx.batch_execute(&format!(
         "CREATE TABLE IF NOT EXISTS schema_migrations_{name} (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)"
     ))
     .await?;
     let done: i64 = tx
-        .query_one(&format!("SELECT COALESCE(MAX(version), 0) FROM schema_migrations_{name}"), &[])
+        .query_one(
+            &format!("SELECT COALESCE(MAX(version), 0) FROM schema_migrations_{name}"),
+            &[],
+        )
         .await?
         .get(0);
     let known = migrations.len() as i64;
@@ -106,7 +128,9 @@ async fn migrate(pool: &Pool, name: &str, migrations: &[&str]) -> Result<()> {
         )));
     }
     for (i, sql) in migrations.iter().enumerate().skip(done as usize) {
-        tx.batch_execute(sql).await.map_err(|e| Error::Config(format!("migration {} failed: {e}", i + 1)))?;
+        tx.batch_execute(sql)
+            .await
+            .map_err(|e| Error::Config(format!("migration {} failed: {e}", i + 1)))?;
         tx.execute(
             &format!("INSERT INTO schema_migrations_{name} (version, applied_at) VALUES ($1, $2)"),
             &[&(i as i64 + 1), &now_ms()],
@@ -146,7 +170,9 @@ fn to_principal(r: &Row) -> Result<PrincipalRow> {
     let tenant: Option<Vec<u8>> = r.try_get(1)?;
     Ok(PrincipalRow {
         id: PrincipalId::from_bytes(id16(r.try_get(0)?, "principals")?),
-        tenant: tenant.map(|t| id16(t, "principals").map(TenantId::from_bytes)).transpose()?,
+        tenant: tenant
+            .map(|t| id16(t, "principals").map(TenantId::from_bytes))
+            .transpose()?,
         kind: r.try_get(2)?,
         name: r.try_get(3)?,
         token_hash: r.try_get(4)?,
@@ -167,8 +193,7 @@ fn to_subject_key(r: &Row) -> Result<SubjectKeyRow> {
     })
 }
 
-const RECORD_COLUMNS: &str =
-    "r.tenant, r.collection, r.id, r.subject, r.sealed, r.labels, r.version, r.created_at, r.updated_at";
+const RECORD_COLUMNS: &str = "r.tenant, r.collection, r.id, r.subject, r.sealed, r.labels, r.version, r.created_at, r.updated_at";
 
 fn to_record(r: &Row) -> Result<RecordRow> {
     Ok(RecordRow {
@@ -195,11 +220,17 @@ async fn insert_index(tx: &deadpool_postgres::Transaction<'_>, index: &[IndexEnt
     if index.is_empty() {
         return Ok(());
     }
-    let tenants: Vec<&[u8]> = index.iter().map(|e| e.tenant.as_bytes().as_slice()).collect();
+    let tenants: Vec<&[u8]> = index
+        .iter()
+        .map(|e| e.tenant.as_bytes().as_slice())
+        .collect();
     let cols: Vec<&str> = index.iter().map(|e| e.collection.as_str()).collect();
     let fields: Vec<&str> = index.iter().map(|e| e.field.as_str()).collect();
     let digests: Vec<&[u8]> = index.iter().map(|e| e.digest.as_slice()).collect();
-    let records: Vec<&[u8]> = index.iter().map(|e| e.record.as_bytes().as_slice()).collect();
+    let records: Vec<&[u8]> = index
+        .iter()
+        .map(|e| e.record.as_bytes().as_slice())
+        .collect();
     tx.execute(
         "INSERT INTO blind_index (tenant, collection, field, digest, record)
          SELECT * FROM UNNEST($1::bytea[], $2::text[], $3::text[], $4::bytea[], $5::bytea[])
@@ -225,7 +256,11 @@ impl PostgresStore {
     ///
     /// # Errors
     /// As [`PostgresStore::connect`].
-    pub async fn connect_in_schema(url: &str, keys_url: Option<&str>, schema: &str) -> Result<Self> {
+    pub async fn connect_in_schema(
+        url: &str,
+        keys_url: Option<&str>,
+        schema: &str,
+    ) -> Result<Self> {
         valid_schema(schema)?;
         let data = pool(url, schema).await?;
         let keys = match keys_url {
@@ -234,7 +269,11 @@ impl PostgresStore {
         };
         migrate(&data, "data", DATA_MIGRATIONS).await?;
         migrate(&keys, "keys", KEY_MIGRATIONS).await?;
-        Ok(Self { data, keys, schema: schema.to_owned() })
+        Ok(Self {
+            data,
+            keys,
+            schema: schema.to_owned(),
+        })
     }
 
     /// Drops this store's schema and everything in it (tests only).
@@ -244,7 +283,10 @@ impl PostgresStore {
     #[doc(hidden)]
     pub async fn drop_schema(&self) -> Result<()> {
         for pool in [&self.data, &self.keys] {
-            pool.get().await?.batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema)).await?;
+            pool.get()
+                .await?
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {} CASCADE", self.schema))
+                .await?;
         }
         Ok(())
     }
@@ -264,18 +306,33 @@ impl Store for PostgresStore {
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let c = self.data.get().await?;
-        Ok(c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key]).await?.map(|r| r.get(0)))
+        Ok(
+            c.query_opt("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .map(|r| r.get(0)),
+        )
     }
 
     async fn init_meta(&self, key: &str, value: &[u8]) -> Result<Vec<u8>> {
         let c = self.data.get().await?;
-        c.execute("INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", &[&key, &value]).await?;
-        Ok(c.query_one("SELECT value FROM meta WHERE key = $1", &[&key]).await?.get(0))
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&key, &value],
+        )
+        .await?;
+        Ok(
+            c.query_one("SELECT value FROM meta WHERE key = $1", &[&key])
+                .await?
+                .get(0),
+        )
     }
 
     async fn create_tenant(&self, t: &TenantRow, k: &TenantKeyRow) -> Result<()> {
         let c = self.data.get().await?;
-        if c.query_opt("SELECT 1 FROM tenants WHERE name = $1", &[&t.name]).await?.is_some() {
+        if c.query_opt("SELECT 1 FROM tenants WHERE name = $1", &[&t.name])
+            .await?
+            .is_some()
+        {
             return Err(Error::Conflict("tenant name"));
         }
         // Key first: a crash in between leaves an unused key, never a tenant without one.
@@ -319,7 +376,11 @@ impl Store for PostgresStore {
 
     async fn update_tenant_settings(&self, id: TenantId, settings: &str) -> Result<bool> {
         let c = self.data.get().await?;
-        Ok(c.execute("UPDATE tenants SET settings = $2 WHERE id = $1", &[&id.as_bytes().as_slice(), &settings]).await?
+        Ok(c.execute(
+            "UPDATE tenants SET settings = $2 WHERE id = $1",
+            &[&id.as_bytes().as_slice(), &settings],
+        )
+        .await?
             == 1)
     }
 
@@ -348,8 +409,11 @@ impl Store for PostgresStore {
         let mut c = self.keys.get().await?;
         let tx = c.transaction().await?;
         let t = k.tenant.as_bytes().as_slice();
-        tx.execute("UPDATE tenant_keys SET state = 'decrypt_only' WHERE tenant = $1 AND state = 'active'", &[&t])
-            .await?;
+        tx.execute(
+            "UPDATE tenant_keys SET state = 'decrypt_only' WHERE tenant = $1 AND state = 'active'",
+            &[&t],
+        )
+        .await?;
         tx.execute(
             "INSERT INTO tenant_keys (tenant, version, wrapped, state, created_at) VALUES ($1, $2, $3, 'active', $4)",
             &[&t, &i64::from(k.version), &k.wrapped, &k.created_at],
@@ -366,7 +430,10 @@ impl Store for PostgresStore {
         let t = tenant.as_bytes().as_slice();
         let v = i64::from(v);
         let state: Option<String> = tx
-            .query_opt("SELECT state FROM tenant_keys WHERE tenant = $1 AND version = $2 FOR UPDATE", &[&t, &v])
+            .query_opt(
+                "SELECT state FROM tenant_keys WHERE tenant = $1 AND version = $2 FOR UPDATE",
+                &[&t, &v],
+            )
             .await?
             .map(|r| r.get(0));
         let outcome = match state.as_deref().map(KeyState::parse) {
@@ -376,7 +443,10 @@ impl Store for PostgresStore {
             Some(Some(KeyState::Retired)) => RetireOutcome::Retired,
             Some(Some(KeyState::DecryptOnly)) => {
                 let used: i64 = tx
-                    .query_one("SELECT COUNT(*) FROM subject_keys WHERE tenant = $1 AND kek_version = $2", &[&t, &v])
+                    .query_one(
+                        "SELECT COUNT(*) FROM subject_keys WHERE tenant = $1 AND kek_version = $2",
+                        &[&t, &v],
+                    )
                     .await?
                     .get(0);
                 if used > 0 {
@@ -458,19 +528,18 @@ impl Store for PostgresStore {
 
     async fn collection(&self, tenant: TenantId, name: &str) -> Result<Option<CollectionRow>> {
         let c = self.data.get().await?;
-        Ok(c
-            .query_opt(
-                "SELECT schema, version, updated_at FROM collections WHERE tenant = $1 AND name = $2",
-                &[&tenant.as_bytes().as_slice(), &name],
-            )
-            .await?
-            .map(|r| CollectionRow {
-                tenant,
-                name: name.to_owned(),
-                schema: r.get(0),
-                version: r.get(1),
-                updated_at: r.get(2),
-            }))
+        Ok(c.query_opt(
+            "SELECT schema, version, updated_at FROM collections WHERE tenant = $1 AND name = $2",
+            &[&tenant.as_bytes().as_slice(), &name],
+        )
+        .await?
+        .map(|r| CollectionRow {
+            tenant,
+            name: name.to_owned(),
+            schema: r.get(0),
+            version: r.get(1),
+            updated_at: r.get(2),
+        }))
     }
 
     async fn collections(&self, tenant: TenantId) -> Result<Vec<CollectionRow>> {
@@ -491,8 +560,14 @@ impl Store for PostgresStore {
             return Ok(());
         }
         let c = self.keys.get().await?;
-        let tenants: Vec<&[u8]> = keys.iter().map(|k| k.tenant.as_bytes().as_slice()).collect();
-        let subjects: Vec<&[u8]> = keys.iter().map(|k| k.subject.as_bytes().as_slice()).collect();
+        let tenants: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| k.tenant.as_bytes().as_slice())
+            .collect();
+        let subjects: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| k.subject.as_bytes().as_slice())
+            .collect();
         let kek: Vec<i64> = keys.iter().map(|k| i64::from(k.kek_version)).collect();
         let dek: Vec<i64> = keys.iter().map(|k| i64::from(k.dek_version)).collect();
         let wrapped: Vec<&[u8]> = keys.iter().map(|k| k.wrapped_dek.as_slice()).collect();
@@ -507,7 +582,11 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn subject_keys(&self, tenant: TenantId, subjects: &[SubjectId]) -> Result<Vec<SubjectKeyRow>> {
+    async fn subject_keys(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectKeyRow>> {
         let c = self.keys.get().await?;
         let ids: Vec<&[u8]> = subjects.iter().map(|s| s.as_bytes().as_slice()).collect();
         c.query(
@@ -529,7 +608,10 @@ impl Store for PostgresStore {
             .keys
             .get()
             .await?
-            .execute("DELETE FROM subject_keys WHERE tenant = $1 AND subject = $2", &[&t, &s])
+            .execute(
+                "DELETE FROM subject_keys WHERE tenant = $1 AND subject = $2",
+                &[&t, &s],
+            )
             .await?
             == 1;
         let mut c = self.data.get().await?;
@@ -540,17 +622,30 @@ impl Store for PostgresStore {
             &[&t, &s],
         )
         .await?;
-        tx.execute("DELETE FROM records WHERE tenant = $1 AND subject = $2", &[&t, &s]).await?;
+        tx.execute(
+            "DELETE FROM records WHERE tenant = $1 AND subject = $2",
+            &[&t, &s],
+        )
+        .await?;
         tx.commit().await?;
         Ok(existed)
     }
 
-    async fn subject_keys_not_at(&self, tenant: TenantId, v: u32, limit: usize) -> Result<Vec<SubjectKeyRow>> {
+    async fn subject_keys_not_at(
+        &self,
+        tenant: TenantId,
+        v: u32,
+        limit: usize,
+    ) -> Result<Vec<SubjectKeyRow>> {
         let c = self.keys.get().await?;
         c.query(
             "SELECT tenant, subject, kek_version, dek_version, wrapped_dek, created_at
              FROM subject_keys WHERE tenant = $1 AND kek_version <> $2 LIMIT $3",
-            &[&tenant.as_bytes().as_slice(), &i64::from(v), &(limit as i64)],
+            &[
+                &tenant.as_bytes().as_slice(),
+                &i64::from(v),
+                &(limit as i64),
+            ],
         )
         .await?
         .iter()
@@ -563,8 +658,14 @@ impl Store for PostgresStore {
             return Ok(0);
         }
         let c = self.keys.get().await?;
-        let tenants: Vec<&[u8]> = keys.iter().map(|k| k.tenant.as_bytes().as_slice()).collect();
-        let subjects: Vec<&[u8]> = keys.iter().map(|k| k.subject.as_bytes().as_slice()).collect();
+        let tenants: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| k.tenant.as_bytes().as_slice())
+            .collect();
+        let subjects: Vec<&[u8]> = keys
+            .iter()
+            .map(|k| k.subject.as_bytes().as_slice())
+            .collect();
         let kek: Vec<i64> = keys.iter().map(|k| i64::from(k.kek_version)).collect();
         let wrapped: Vec<&[u8]> = keys.iter().map(|k| k.wrapped_dek.as_slice()).collect();
         Ok(c.execute(
@@ -592,10 +693,16 @@ impl Store for PostgresStore {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         if !records.is_empty() {
-            let tenants: Vec<&[u8]> = records.iter().map(|r| r.tenant.as_bytes().as_slice()).collect();
+            let tenants: Vec<&[u8]> = records
+                .iter()
+                .map(|r| r.tenant.as_bytes().as_slice())
+                .collect();
             let cols: Vec<&str> = records.iter().map(|r| r.collection.as_str()).collect();
             let ids: Vec<&[u8]> = records.iter().map(|r| r.id.as_bytes().as_slice()).collect();
-            let subjects: Vec<&[u8]> = records.iter().map(|r| r.subject.as_bytes().as_slice()).collect();
+            let subjects: Vec<&[u8]> = records
+                .iter()
+                .map(|r| r.subject.as_bytes().as_slice())
+                .collect();
             let sealed: Vec<&[u8]> = records.iter().map(|r| r.sealed.as_slice()).collect();
             let labels: Vec<&str> = records.iter().map(|r| r.labels.as_str()).collect();
             let versions: Vec<i64> = records.iter().map(|r| r.version).collect();
@@ -615,7 +722,12 @@ impl Store for PostgresStore {
         Ok(())
     }
 
-    async fn records(&self, tenant: TenantId, collection: &str, ids: &[RecordId]) -> Result<Vec<RecordRow>> {
+    async fn records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordRow>> {
         let c = self.data.get().await?;
         let keys: Vec<&[u8]> = ids.iter().map(|i| i.as_bytes().as_slice()).collect();
         let rows = c
@@ -632,7 +744,12 @@ impl Store for PostgresStore {
         Ok(out)
     }
 
-    async fn update_record(&self, r: &RecordRow, index: &[IndexEntry], expected_version: i64) -> Result<bool> {
+    async fn update_record(
+        &self,
+        r: &RecordRow,
+        index: &[IndexEntry],
+        expected_version: i64,
+    ) -> Result<bool> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         let t = r.tenant.as_bytes().as_slice();
@@ -641,34 +758,64 @@ impl Store for PostgresStore {
             .execute(
                 "UPDATE records SET sealed = $4, labels = $5, version = $6, updated_at = $7
                  WHERE tenant = $1 AND collection = $2 AND id = $3 AND version = $8",
-                &[&t, &r.collection, &id, &r.sealed, &r.labels, &r.version, &r.updated_at, &expected_version],
+                &[
+                    &t,
+                    &r.collection,
+                    &id,
+                    &r.sealed,
+                    &r.labels,
+                    &r.version,
+                    &r.updated_at,
+                    &expected_version,
+                ],
             )
             .await?;
         if n != 1 {
             return Ok(false);
         }
-        tx.execute("DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND record = $3", &[&t, &r.collection, &id])
-            .await?;
+        tx.execute(
+            "DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND record = $3",
+            &[&t, &r.collection, &id],
+        )
+        .await?;
         insert_index(&tx, index).await?;
         tx.commit().await?;
         Ok(true)
     }
 
-    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId) -> Result<bool> {
+    async fn delete_record(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        id: RecordId,
+    ) -> Result<bool> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         let t = tenant.as_bytes().as_slice();
         let i = id.as_bytes().as_slice();
         let n = tx
-            .execute("DELETE FROM records WHERE tenant = $1 AND collection = $2 AND id = $3", &[&t, &collection, &i])
+            .execute(
+                "DELETE FROM records WHERE tenant = $1 AND collection = $2 AND id = $3",
+                &[&t, &collection, &i],
+            )
             .await?;
-        tx.execute("DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND record = $3", &[&t, &collection, &i])
-            .await?;
+        tx.execute(
+            "DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND record = $3",
+            &[&t, &collection, &i],
+        )
+        .await?;
         tx.commit().await?;
         Ok(n == 1)
     }
 
-    async fn search(&self, tenant: TenantId, collection: &str, field: &str, digest: &[u8], limit: usize) -> Result<Vec<RecordRow>> {
+    async fn search(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digest: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
         let c = self.data.get().await?;
         c.query(
             &format!(
@@ -677,7 +824,13 @@ impl Store for PostgresStore {
                  WHERE b.tenant = $1 AND b.collection = $2 AND b.field = $3 AND b.digest = $4
                  ORDER BY r.id LIMIT $5"
             ),
-            &[&tenant.as_bytes().as_slice(), &collection, &field, &digest, &(limit as i64)],
+            &[
+                &tenant.as_bytes().as_slice(),
+                &collection,
+                &field,
+                &digest,
+                &(limit as i64),
+            ],
         )
         .await?
         .iter()
@@ -685,7 +838,13 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn count_digests(&self, tenant: TenantId, collection: &str, field: &str, digests: &[Vec<u8>]) -> Result<Vec<u64>> {
+    async fn count_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<u64>> {
         let c = self.data.get().await?;
         let rows = c
             .query(
@@ -697,11 +856,22 @@ impl Store for PostgresStore {
         let counts: Vec<(Vec<u8>, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         Ok(digests
             .iter()
-            .map(|d| counts.iter().find(|(k, _)| k == d).map_or(0, |(_, n)| *n as u64))
+            .map(|d| {
+                counts
+                    .iter()
+                    .find(|(k, _)| k == d)
+                    .map_or(0, |(_, n)| *n as u64)
+            })
             .collect())
     }
 
-    async fn top_digests(&self, tenant: TenantId, collection: &str, field: &str, limit: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+    async fn top_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
         let c = self.data.get().await?;
         Ok(c
             .query(

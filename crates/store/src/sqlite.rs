@@ -73,8 +73,11 @@ fn migrate(conn: &mut Connection, migrations: &[&str]) -> Result<()> {
         "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
     )?;
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let done: i64 =
-        tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| r.get(0))?;
+    let done: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )?;
     let known = migrations.len() as i64;
     if done > known {
         return Err(Error::Config(format!(
@@ -129,7 +132,9 @@ impl Db {
     {
         let w = Arc::clone(&self.writer);
         tokio::task::spawn_blocking(move || {
-            let mut c = w.lock().map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
+            let mut c = w
+                .lock()
+                .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
             f(&mut c)
         })
         .await
@@ -185,16 +190,37 @@ fn to_tenant(t: (Vec<u8>, String, String, Vec<u8>, i64)) -> Result<TenantRow> {
     })
 }
 
-type PrincipalTuple = (Vec<u8>, Option<Vec<u8>>, String, String, Vec<u8>, String, i64, bool);
+type PrincipalTuple = (
+    Vec<u8>,
+    Option<Vec<u8>>,
+    String,
+    String,
+    Vec<u8>,
+    String,
+    i64,
+    bool,
+);
 
 fn principal_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<PrincipalTuple> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
 }
 
 fn to_principal(p: PrincipalTuple) -> Result<PrincipalRow> {
     Ok(PrincipalRow {
         id: PrincipalId::from_bytes(id16(p.0, "principals")?),
-        tenant: p.1.map(|t| id16(t, "principals").map(TenantId::from_bytes)).transpose()?,
+        tenant: p
+            .1
+            .map(|t| id16(t, "principals").map(TenantId::from_bytes))
+            .transpose()?,
         kind: p.2,
         name: p.3,
         token_hash: p.4,
@@ -219,7 +245,14 @@ fn to_tenant_key(k: KeyTuple) -> Result<TenantKeyRow> {
 type SubjectTuple = (Vec<u8>, Vec<u8>, u32, u32, Vec<u8>, i64);
 
 fn subject_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<SubjectTuple> {
-    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+    ))
 }
 
 fn to_subject_key(s: SubjectTuple) -> Result<SubjectKeyRow> {
@@ -233,14 +266,30 @@ fn to_subject_key(s: SubjectTuple) -> Result<SubjectKeyRow> {
     })
 }
 
-type RecordTuple = (Vec<u8>, String, Vec<u8>, Vec<u8>, Vec<u8>, String, i64, i64, i64);
+type RecordTuple = (
+    Vec<u8>,
+    String,
+    Vec<u8>,
+    Vec<u8>,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    i64,
+);
 
-const RECORD_COLUMNS: &str =
-    "r.tenant, r.collection, r.id, r.subject, r.sealed, r.labels, r.version, r.created_at, r.updated_at";
+const RECORD_COLUMNS: &str = "r.tenant, r.collection, r.id, r.subject, r.sealed, r.labels, r.version, r.created_at, r.updated_at";
 
 fn record_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<RecordTuple> {
     Ok((
-        r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?,
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
         r.get(8)?,
     ))
 }
@@ -302,16 +351,22 @@ impl Store for SqliteStore {
     }
 
     async fn ping(&self) -> Result<()> {
-        self.data.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await?;
-        self.keys.read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?)).await
+        self.data
+            .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await?;
+        self.keys
+            .read(|c| Ok(c.query_row("SELECT 1", [], |_| Ok(()))?))
+            .await
     }
 
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let key = key.to_owned();
         self.data
             .read(move |c| {
-                Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
-                    .optional()?)
+                Ok(
+                    c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+                        .optional()?,
+                )
             })
             .await
     }
@@ -320,7 +375,10 @@ impl Store for SqliteStore {
         let (key, value) = (key.to_owned(), value.to_vec());
         self.data
             .write(move |c| {
-                c.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+                c.execute(
+                    "INSERT OR IGNORE INTO meta (key, value) VALUES (?1, ?2)",
+                    params![key, value],
+                )?;
                 Ok(c.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))?)
             })
             .await
@@ -332,9 +390,11 @@ impl Store for SqliteStore {
             let name = t.name.clone();
             self.data
                 .read(move |c| {
-                    Ok(c.query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
-                        .optional()?
-                        .is_some())
+                    Ok(
+                        c.query_row("SELECT 1 FROM tenants WHERE name = ?1", [name], |_| Ok(()))
+                            .optional()?
+                            .is_some(),
+                    )
                 })
                 .await?
         };
@@ -645,7 +705,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn subject_keys(&self, tenant: TenantId, subjects: &[SubjectId]) -> Result<Vec<SubjectKeyRow>> {
+    async fn subject_keys(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<SubjectKeyRow>> {
         let subjects = subjects.to_vec();
         self.keys
             .read(move |c| {
@@ -656,7 +720,10 @@ impl Store for SqliteStore {
                 let mut out = Vec::with_capacity(subjects.len());
                 for s in &subjects {
                     if let Some(row) = st
-                        .query_row(params![tenant.as_bytes().as_slice(), s.as_bytes().as_slice()], subject_row)
+                        .query_row(
+                            params![tenant.as_bytes().as_slice(), s.as_bytes().as_slice()],
+                            subject_row,
+                        )
                         .optional()?
                     {
                         out.push(to_subject_key(row)?);
@@ -701,7 +768,12 @@ impl Store for SqliteStore {
         Ok(existed)
     }
 
-    async fn subject_keys_not_at(&self, tenant: TenantId, version: u32, limit: usize) -> Result<Vec<SubjectKeyRow>> {
+    async fn subject_keys_not_at(
+        &self,
+        tenant: TenantId,
+        version: u32,
+        limit: usize,
+    ) -> Result<Vec<SubjectKeyRow>> {
         self.keys
             .read(move |c| {
                 let mut st = c.prepare_cached(
@@ -709,7 +781,10 @@ impl Store for SqliteStore {
                      FROM subject_keys WHERE tenant = ?1 AND kek_version <> ?2 LIMIT ?3",
                 )?;
                 let rows = st
-                    .query_map(params![tenant.as_bytes().as_slice(), version, limit as i64], subject_row)?
+                    .query_map(
+                        params![tenant.as_bytes().as_slice(), version, limit as i64],
+                        subject_row,
+                    )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 rows.into_iter().map(to_subject_key).collect()
             })
@@ -792,7 +867,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn records(&self, tenant: TenantId, collection: &str, ids: &[RecordId]) -> Result<Vec<RecordRow>> {
+    async fn records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        ids: &[RecordId],
+    ) -> Result<Vec<RecordRow>> {
         let (collection, ids) = (collection.to_owned(), ids.to_vec());
         self.data
             .read(move |c| {
@@ -816,7 +896,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn update_record(&self, r: &RecordRow, index: &[IndexEntry], expected_version: i64) -> Result<bool> {
+    async fn update_record(
+        &self,
+        r: &RecordRow,
+        index: &[IndexEntry],
+        expected_version: i64,
+    ) -> Result<bool> {
         let (r, index) = (r.clone(), index.to_vec());
         self.data
             .write(move |c| {
@@ -825,7 +910,16 @@ impl Store for SqliteStore {
                 let n = tx.execute(
                     "UPDATE records SET sealed = ?4, labels = ?5, version = ?6, updated_at = ?7
                      WHERE tenant = ?1 AND collection = ?2 AND id = ?3 AND version = ?8",
-                    params![t, r.collection, r.id.as_bytes().as_slice(), r.sealed, r.labels, r.version, r.updated_at, expected_version],
+                    params![
+                        t,
+                        r.collection,
+                        r.id.as_bytes().as_slice(),
+                        r.sealed,
+                        r.labels,
+                        r.version,
+                        r.updated_at,
+                        expected_version
+                    ],
                 )?;
                 if n != 1 {
                     return Ok(false);
@@ -841,7 +935,12 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId) -> Result<bool> {
+    async fn delete_record(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        id: RecordId,
+    ) -> Result<bool> {
         let collection = collection.to_owned();
         self.data
             .write(move |c| {
@@ -861,8 +960,16 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn search(&self, tenant: TenantId, collection: &str, field: &str, digest: &[u8], limit: usize) -> Result<Vec<RecordRow>> {
-        let (collection, field, digest) = (collection.to_owned(), field.to_owned(), digest.to_vec());
+    async fn search(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digest: &[u8],
+        limit: usize,
+    ) -> Result<Vec<RecordRow>> {
+        let (collection, field, digest) =
+            (collection.to_owned(), field.to_owned(), digest.to_vec());
         self.data
             .read(move |c| {
                 let mut st = c.prepare_cached(&format!(
@@ -873,7 +980,13 @@ impl Store for SqliteStore {
                 ))?;
                 let rows = st
                     .query_map(
-                        params![tenant.as_bytes().as_slice(), collection, field, digest, limit as i64],
+                        params![
+                            tenant.as_bytes().as_slice(),
+                            collection,
+                            field,
+                            digest,
+                            limit as i64
+                        ],
                         record_row,
                     )?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
@@ -882,8 +995,15 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn count_digests(&self, tenant: TenantId, collection: &str, field: &str, digests: &[Vec<u8>]) -> Result<Vec<u64>> {
-        let (collection, field, digests) = (collection.to_owned(), field.to_owned(), digests.to_vec());
+    async fn count_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        digests: &[Vec<u8>],
+    ) -> Result<Vec<u64>> {
+        let (collection, field, digests) =
+            (collection.to_owned(), field.to_owned(), digests.to_vec());
         self.data
             .read(move |c| {
                 let mut st = c.prepare_cached(
@@ -899,7 +1019,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn top_digests(&self, tenant: TenantId, collection: &str, field: &str, limit: usize) -> Result<Vec<(Vec<u8>, u64)>> {
+    async fn top_digests(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        field: &str,
+        limit: usize,
+    ) -> Result<Vec<(Vec<u8>, u64)>> {
         let (collection, field) = (collection.to_owned(), field.to_owned());
         self.data
             .read(move |c| {

@@ -14,7 +14,9 @@ async fn sqlite_passes_the_conformance_suite() {
 async fn postgres_passes_the_conformance_suite() {
     let url = boveda_store::postgres::test_url();
     let schema = format!("conf_{}", uuid::Uuid::now_v7().simple());
-    let store = PostgresStore::connect_in_schema(&url, None, &schema).await.unwrap();
+    let store = PostgresStore::connect_in_schema(&url, None, &schema)
+        .await
+        .unwrap();
     conformance::run(&store, "pg").await;
     assert_eq!(store.backend(), "postgres");
     store.drop_schema().await.unwrap();

@@ -1,1 +1,0 @@
-//! boveda cli (in progress).

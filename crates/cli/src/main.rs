@@ -1,0 +1,232 @@
+//! `boveda`: the server and its command-line client. Parsing, configuration and wiring only;
+//! everything testable lives in the libraries.
+
+mod client;
+
+use anyhow::Context as _;
+use boveda_server::config::Config;
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// boveda: a personal-data vault.
+#[derive(Parser)]
+#[command(name = "boveda", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where the configuration comes from: file, then `BOVEDA_*` variables, then these flags.
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "BOVEDA_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (overrides `data_dir`).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Listen address (overrides `server.listen`).
+    #[arg(long)]
+    listen: Option<String>,
+    /// Any key: `--set section.key=value`, repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    set: Vec<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the HTTPS server.
+    Serve(ConfigArgs),
+    /// Create the data directory, root key, development certificate and bootstrap credential,
+    /// then exit.
+    Init(ConfigArgs),
+    /// Tenants (platform operator).
+    Tenant {
+        #[command(subcommand)]
+        command: client::TenantCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Service accounts.
+    ServiceAccount {
+        #[command(subcommand)]
+        command: client::ServiceAccountCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Collection schemas.
+    Collection {
+        #[command(subcommand)]
+        command: client::CollectionCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Tenant keys.
+    Keys {
+        #[command(subcommand)]
+        command: client::KeysCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+}
+
+fn load_config(a: &ConfigArgs) -> anyhow::Result<Config> {
+    let mut cfg = match &a.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    cfg.apply_env(std::env::vars())?;
+    if let Some(d) = &a.data_dir {
+        cfg.data_dir = d.clone();
+    }
+    if let Some(l) = &a.listen {
+        cfg.server.listen = l.clone();
+    }
+    for kv in &a.set {
+        let (k, v) = kv
+            .split_once('=')
+            .with_context(|| format!("--set expects KEY=VALUE, got `{kv}`"))?;
+        cfg.set(k.trim(), v.trim())?;
+    }
+    cfg.check()?;
+    Ok(cfg)
+}
+
+fn init_logging(cfg: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_new(&cfg.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if cfg.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn prepare(cfg: &Config) -> anyhow::Result<boveda_server::setup::Prepared> {
+    let p = boveda_server::setup::prepare(cfg).await?;
+    if p.root_key_created {
+        tracing::warn!(data_dir = %cfg.data_dir.display(), "created a new root key; keep a copy apart from the data, or use keys.root_key_env in production");
+    }
+    if p.tls.generated {
+        tracing::warn!(cert = %p.tls.cert_path.display(), "no server.tls_cert configured: using a generated development certificate");
+    }
+    Ok(p)
+}
+
+fn announce(cfg: &Config, p: &boveda_server::setup::Prepared, addr: std::net::SocketAddr) {
+    println!("boveda listening on https://{addr}");
+    println!("  storage:     {}", p.vault.backend());
+    println!(
+        "  certificate: {} (SHA-256 {})",
+        p.tls.cert_path.display(),
+        p.tls.fingerprint
+    );
+    match &p.bootstrap_file {
+        Some(f) => println!(
+            "  bootstrap operator credential: {} (shown once; move it somewhere safe)",
+            f.display()
+        ),
+        None => println!(
+            "  bootstrap operator credential: created on an earlier start ({})",
+            cfg.data_dir.join("bootstrap-operator.token").display()
+        ),
+    }
+}
+
+async fn serve(cfg: Config) -> anyhow::Result<()> {
+    init_logging(&cfg);
+    let p = prepare(&cfg).await?;
+    let listener = tokio::net::TcpListener::bind(&cfg.server.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (server.listen)", cfg.server.listen))?;
+    announce(&cfg, &p, listener.local_addr()?);
+    let state = boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let job = tokio::spawn(boveda_server::setup::rewrap_job(
+        p.vault.clone(),
+        cfg.vault.rewrap_batch,
+        state.rewrap.clone(),
+        stop_rx,
+    ));
+    let app = boveda_server::router(state);
+    let shutdown = async {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(t) => t,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        return;
+                    }
+                };
+            tokio::select! { _ = ctrl_c => {}, _ = term.recv() => {} }
+        }
+        #[cfg(not(unix))]
+        let _ = ctrl_c.await;
+        tracing::info!("shutting down: finishing in-flight requests");
+    };
+    boveda_server::net::serve(
+        listener,
+        p.tls.config.clone(),
+        app,
+        shutdown,
+        std::time::Duration::from_secs(cfg.server.shutdown_grace_seconds),
+    )
+    .await?;
+    let _ = stop_tx.send(true);
+    let _ = job.await;
+    Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve(a) => serve(load_config(&a)?).await?,
+        Command::Init(a) => {
+            let cfg = load_config(&a)?;
+            init_logging(&cfg);
+            let p = prepare(&cfg).await?;
+            println!("data directory ready: {}", cfg.data_dir.display());
+            println!("  certificate SHA-256 {}", p.tls.fingerprint);
+            if let Some(f) = &p.bootstrap_file {
+                println!("  bootstrap operator credential: {}", f.display());
+            }
+        }
+        Command::Tenant { command, conn } => return client::tenant(&conn, command).await,
+        Command::ServiceAccount { command, conn } => {
+            return client::service_account(&conn, command).await;
+        }
+        Command::Collection { command, conn } => return client::collection(&conn, command).await,
+        Command::Keys { command, conn } => return client::keys(&conn, command).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!(
+                "error: cannot start the async runtime: {e}\nhint: check the process limits (threads, file descriptors)"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            eprintln!("hint: {}", client::hint(&e));
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,809 @@
+//! The route table: every route with its documentation, the handlers (extract, one vault call,
+//! a DTO), and the OpenAPI document built from the same table, so a route cannot exist
+//! undocumented.
+
+use crate::AppState;
+use crate::error::ApiError;
+use crate::extract::{Auth, JsonBody, Params};
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use boveda_core::{
+    Grants, NewRecord, PrincipalId, RecordId, Scope, SubjectId, TenantId, TenantSettings, View,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// One documented route.
+pub struct RouteDoc {
+    /// HTTP method, upper case.
+    pub method: &'static str,
+    /// Path with `{param}` segments.
+    pub path: &'static str,
+    /// One line.
+    pub summary: &'static str,
+    /// Group.
+    pub tag: &'static str,
+    /// Needs a bearer token.
+    pub auth: bool,
+    /// Takes `purpose` (and `view`) query parameters.
+    pub data: bool,
+    /// Request body schema name, if any.
+    pub body: Option<&'static str>,
+    /// Success status and response schema name.
+    pub ok: (u16, Option<&'static str>),
+}
+
+const fn doc(
+    method: &'static str,
+    path: &'static str,
+    tag: &'static str,
+    summary: &'static str,
+) -> RouteDoc {
+    RouteDoc {
+        method,
+        path,
+        summary,
+        tag,
+        auth: true,
+        data: false,
+        body: None,
+        ok: (200, None),
+    }
+}
+
+impl RouteDoc {
+    const fn public(mut self) -> Self {
+        self.auth = false;
+        self
+    }
+    const fn data(mut self) -> Self {
+        self.data = true;
+        self
+    }
+    const fn body(mut self, schema: &'static str) -> Self {
+        self.body = Some(schema);
+        self
+    }
+    const fn ok(mut self, status: u16, schema: &'static str) -> Self {
+        self.ok = (status, Some(schema));
+        self
+    }
+    const fn empty(mut self) -> Self {
+        self.ok = (204, None);
+        self
+    }
+}
+
+/// Every route, documented, with its handler.
+pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
+    vec![
+        (
+            doc(
+                "GET",
+                "/healthz",
+                "health",
+                "Liveness: the process answers.",
+            )
+            .public()
+            .ok(200, "Status"),
+            get(healthz),
+        ),
+        (
+            doc("GET", "/readyz", "health", "Readiness: storage answers.")
+                .public()
+                .ok(200, "Status"),
+            get(readyz),
+        ),
+        (
+            doc("GET", "/metrics", "health", "Prometheus metrics.").public(),
+            get(metrics),
+        ),
+        (
+            doc("GET", "/openapi.json", "health", "This document.").public(),
+            get(openapi),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/whoami",
+                "principals",
+                "The authenticated principal.",
+            )
+            .ok(200, "Principal"),
+            get(whoami),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/tenants",
+                "tenants",
+                "Create a tenant (platform operator).",
+            )
+            .body("TenantCreate")
+            .ok(201, "Tenant"),
+            post(create_tenant),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/tenants",
+                "tenants",
+                "List tenants (platform operator).",
+            )
+            .ok(200, "TenantList"),
+            get(list_tenants),
+        ),
+        (
+            doc("GET", "/v1/tenants/{tenant_id}", "tenants", "One tenant.").ok(200, "Tenant"),
+            get(show_tenant),
+        ),
+        (
+            doc(
+                "PUT",
+                "/v1/tenants/{tenant_id}/frozen",
+                "tenants",
+                "Freeze or thaw a tenant's data calls (platform operator).",
+            )
+            .body("Frozen")
+            .ok(200, "Tenant"),
+            put(freeze_tenant),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/tenants/{tenant_id}/service-accounts",
+                "principals",
+                "Create a service account in a tenant; its API key is shown once.",
+            )
+            .body("ServiceAccountCreate")
+            .ok(201, "NewServiceAccount"),
+            post(create_service_account_in),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/settings",
+                "tenants",
+                "The caller's tenant settings.",
+            )
+            .ok(200, "Tenant"),
+            get(show_settings),
+        ),
+        (
+            doc(
+                "PUT",
+                "/v1/settings",
+                "tenants",
+                "Replace the tenant's settings (admin scope).",
+            )
+            .body("Settings")
+            .ok(200, "Tenant"),
+            put(update_settings),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/service-accounts",
+                "principals",
+                "Service accounts of the caller's tenant (admin scope).",
+            )
+            .ok(200, "ServiceAccountList"),
+            get(list_service_accounts),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/service-accounts",
+                "principals",
+                "Create a service account in the caller's tenant (admin scope).",
+            )
+            .body("ServiceAccountCreate")
+            .ok(201, "NewServiceAccount"),
+            post(create_service_account),
+        ),
+        (
+            doc(
+                "DELETE",
+                "/v1/service-accounts/{principal_id}",
+                "principals",
+                "Disable a service account (admin scope).",
+            )
+            .empty(),
+            delete(disable_service_account),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/collections",
+                "collections",
+                "Collections of the caller's tenant.",
+            )
+            .ok(200, "CollectionList"),
+            get(list_collections),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/collections/{collection}",
+                "collections",
+                "One collection schema.",
+            )
+            .ok(200, "Collection"),
+            get(show_collection),
+        ),
+        (
+            doc(
+                "PUT",
+                "/v1/collections/{collection}",
+                "collections",
+                "Create or change a collection schema (admin scope).",
+            )
+            .body("CollectionSpec")
+            .ok(200, "Collection"),
+            put(put_collection),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/collections/{collection}/records",
+                "records",
+                "Write up to 1,000 records, all or nothing.",
+            )
+            .data()
+            .body("RecordsWrite")
+            .ok(201, "WrittenList"),
+            post(write_records),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/collections/{collection}/records/batch-get",
+                "records",
+                "Read up to 1,000 records in a view.",
+            )
+            .data()
+            .body("BatchGet")
+            .ok(200, "RecordList"),
+            post(batch_get),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/collections/{collection}/records/{record_id}",
+                "records",
+                "Read one record in a view.",
+            )
+            .data()
+            .ok(200, "Record"),
+            get(read_record),
+        ),
+        (
+            doc(
+                "PATCH",
+                "/v1/collections/{collection}/records/{record_id}",
+                "records",
+                "Change fields of a record; null removes an optional field.",
+            )
+            .data()
+            .body("RecordPatch")
+            .ok(200, "Written"),
+            patch(update_record),
+        ),
+        (
+            doc(
+                "DELETE",
+                "/v1/collections/{collection}/records/{record_id}",
+                "records",
+                "Delete a record.",
+            )
+            .data()
+            .empty(),
+            delete(delete_record),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/collections/{collection}/search",
+                "records",
+                "Exact search over a searchable field by blind index; results masked.",
+            )
+            .data()
+            .body("Search")
+            .ok(200, "SearchResult"),
+            post(search),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/collections/{collection}/count",
+                "records",
+                "Count records by value of a searchable field without decrypting.",
+            )
+            .data()
+            .body("CountRequest")
+            .ok(200, "CountResult"),
+            post(count),
+        ),
+        (
+            doc(
+                "DELETE",
+                "/v1/subjects/{subject_id}",
+                "subjects",
+                "Erase a subject by destroying its key (erase scope).",
+            )
+            .data()
+            .empty(),
+            delete(erase_subject),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/keys",
+                "keys",
+                "Key versions and rewrap progress (keys scope).",
+            )
+            .ok(200, "KeyStatus"),
+            get(key_status),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/keys/rotate",
+                "keys",
+                "Create a new key version; a background job rewraps every subject key.",
+            )
+            .ok(200, "KeyStatus"),
+            post(rotate_keys),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/keys/{version}/retire",
+                "keys",
+                "Retire an unused key version, destroying it.",
+            )
+            .ok(200, "KeyStatus"),
+            post(retire_key),
+        ),
+    ]
+}
+
+// ------------------------------------------------------------------ handlers
+
+type ApiResult<T> = Result<T, ApiError>;
+
+fn created(v: impl serde::Serialize) -> Response {
+    (StatusCode::CREATED, Json(v)).into_response()
+}
+
+fn id<T: std::str::FromStr>(raw: &str, kind: &'static str) -> ApiResult<T> {
+    raw.parse()
+        .map_err(|_| boveda_core::Error::NotFound(kind).into())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DataQuery {
+    purpose: Option<String>,
+    #[serde(default)]
+    view: Option<View>,
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn readyz(State(s): State<AppState>) -> Response {
+    match s.vault.ready().await {
+        Ok(()) => Json(json!({"status": "ready", "storage": s.vault.backend()})).into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "storage does not answer"})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4",
+        )],
+        s.metrics.as_ref().map(|h| h.render()).unwrap_or_default(),
+    )
+        .into_response()
+}
+
+async fn openapi() -> Json<Value> {
+    Json(crate::openapi::document())
+}
+
+async fn whoami(Auth(c): Auth) -> Json<Value> {
+    let p = c.principal;
+    Json(
+        json!({"id": p.id, "kind": p.kind, "name": p.name, "tenant_id": p.tenant, "scopes": p.grants.scopes, "max_view": p.grants.max_view}),
+    )
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TenantCreate {
+    name: String,
+    #[serde(default)]
+    settings: Option<TenantSettings>,
+}
+
+async fn create_tenant(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<TenantCreate>,
+) -> ApiResult<Response> {
+    Ok(created(
+        s.vault.create_tenant(&c, &b.name, b.settings).await?,
+    ))
+}
+
+async fn list_tenants(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"tenants": s.vault.tenants(&c).await?})))
+}
+
+async fn show_tenant(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(t): Path<String>,
+) -> ApiResult<Json<boveda_core::Tenant>> {
+    Ok(Json(
+        s.vault.tenant(&c, id::<TenantId>(&t, "tenant")?).await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Frozen {
+    frozen: bool,
+}
+
+async fn freeze_tenant(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(t): Path<String>,
+    JsonBody(b): JsonBody<Frozen>,
+) -> ApiResult<Json<boveda_core::Tenant>> {
+    Ok(Json(
+        s.vault
+            .set_frozen(&c, id::<TenantId>(&t, "tenant")?, b.frozen)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServiceAccountCreate {
+    name: String,
+    #[serde(default)]
+    scopes: Option<Vec<Scope>>,
+    #[serde(default)]
+    max_view: Option<View>,
+}
+
+async fn new_service_account(
+    s: &AppState,
+    c: &boveda_core::Caller,
+    tenant: TenantId,
+    b: ServiceAccountCreate,
+) -> ApiResult<Response> {
+    let grants = Grants {
+        scopes: b.scopes.unwrap_or_else(|| Scope::ALL.to_vec()),
+        max_view: b.max_view.unwrap_or(View::Plain),
+    };
+    let n = s
+        .vault
+        .create_service_account(c, tenant, &b.name, grants)
+        .await?;
+    // The key is shown once, here, and never stored in clear.
+    Ok(created(
+        json!({"service_account": n.account, "api_key": n.api_key.expose()}),
+    ))
+}
+
+async fn create_service_account_in(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(t): Path<String>,
+    JsonBody(b): JsonBody<ServiceAccountCreate>,
+) -> ApiResult<Response> {
+    new_service_account(&s, &c, id::<TenantId>(&t, "tenant")?, b).await
+}
+
+async fn create_service_account(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<ServiceAccountCreate>,
+) -> ApiResult<Response> {
+    let tenant = c
+        .principal
+        .tenant
+        .ok_or(boveda_core::Error::NotFound("tenant"))?;
+    new_service_account(&s, &c, tenant, b).await
+}
+
+async fn list_service_accounts(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"service_accounts": s.vault.service_accounts(&c).await?}),
+    ))
+}
+
+async fn disable_service_account(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(p): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.vault
+        .disable_service_account(&c, id::<PrincipalId>(&p, "service account")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_settings(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> ApiResult<Json<boveda_core::Tenant>> {
+    let tenant = c
+        .principal
+        .tenant
+        .ok_or(boveda_core::Error::NotFound("tenant"))?;
+    Ok(Json(s.vault.tenant(&c, tenant).await?))
+}
+
+async fn update_settings(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<TenantSettings>,
+) -> ApiResult<Json<boveda_core::Tenant>> {
+    Ok(Json(s.vault.update_settings(&c, b).await?))
+}
+
+async fn list_collections(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"collections": s.vault.collections(&c).await?})))
+}
+
+async fn show_collection(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+) -> ApiResult<Json<boveda_core::Collection>> {
+    Ok(Json(s.vault.collection(&c, &name).await?))
+}
+
+async fn put_collection(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(name): Path<String>,
+    JsonBody(b): JsonBody<boveda_core::schema::CollectionSpec>,
+) -> ApiResult<Json<boveda_core::Collection>> {
+    Ok(Json(s.vault.put_collection(&c, &name, b).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordsWrite {
+    records: Vec<NewRecord>,
+}
+
+async fn write_records(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<RecordsWrite>,
+) -> ApiResult<Response> {
+    Ok(created(
+        json!({"records": s.vault.write_records(&c, &col, q.purpose.as_deref(), b.records).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BatchGet {
+    ids: Vec<String>,
+}
+
+async fn batch_get(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<BatchGet>,
+) -> ApiResult<Json<Value>> {
+    // Ids that do not parse cannot exist: they are reported missing like unknown ones.
+    let ids: Vec<RecordId> = b.ids.iter().filter_map(|i| i.parse().ok()).collect();
+    let mut records = if ids.is_empty() && !b.ids.is_empty() {
+        Vec::new()
+    } else {
+        s.vault
+            .read_records(
+                &c,
+                &col,
+                q.purpose.as_deref(),
+                &ids,
+                q.view.unwrap_or_default(),
+            )
+            .await?
+    };
+    records.sort_by_key(|r| ids.iter().position(|i| *i == r.id));
+    let missing: Vec<&String> = b
+        .ids
+        .iter()
+        .filter(|raw| {
+            !records
+                .iter()
+                .any(|r| r.id.to_string() == raw.to_ascii_lowercase())
+        })
+        .collect();
+    Ok(Json(json!({"records": records, "missing": missing})))
+}
+
+async fn read_record(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((col, rid)): Path<(String, String)>,
+    Params(q): Params<DataQuery>,
+) -> ApiResult<Json<boveda_core::RecordView>> {
+    let rid = id::<RecordId>(&rid, "record")?;
+    let mut found = s
+        .vault
+        .read_records(
+            &c,
+            &col,
+            q.purpose.as_deref(),
+            &[rid],
+            q.view.unwrap_or_default(),
+        )
+        .await?;
+    Ok(Json(
+        found.pop().ok_or(boveda_core::Error::NotFound("record"))?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordPatch {
+    fields: serde_json::Map<String, Value>,
+}
+
+async fn update_record(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((col, rid)): Path<(String, String)>,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<RecordPatch>,
+) -> ApiResult<Json<boveda_core::Written>> {
+    let rid = id::<RecordId>(&rid, "record")?;
+    Ok(Json(
+        s.vault
+            .update_record(&c, &col, q.purpose.as_deref(), rid, b.fields)
+            .await?,
+    ))
+}
+
+async fn delete_record(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((col, rid)): Path<(String, String)>,
+    Params(q): Params<DataQuery>,
+) -> ApiResult<StatusCode> {
+    s.vault
+        .delete_record(
+            &c,
+            &col,
+            q.purpose.as_deref(),
+            id::<RecordId>(&rid, "record")?,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Search {
+    field: String,
+    value: Value,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn search(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<Search>,
+) -> ApiResult<Json<Value>> {
+    let found = s
+        .vault
+        .search(
+            &c,
+            &col,
+            q.purpose.as_deref(),
+            &b.field,
+            &b.value,
+            b.limit.unwrap_or(100),
+        )
+        .await?;
+    Ok(Json(json!({"matches": found})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CountRequest {
+    field: String,
+    #[serde(default)]
+    values: Option<Vec<Value>>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn count(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(col): Path<String>,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<CountRequest>,
+) -> ApiResult<Json<Value>> {
+    let counts = s
+        .vault
+        .count(
+            &c,
+            &col,
+            q.purpose.as_deref(),
+            &b.field,
+            b.values.as_deref(),
+            b.limit.unwrap_or(100),
+        )
+        .await?;
+    Ok(Json(json!({"counts": counts})))
+}
+
+async fn erase_subject(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(sid): Path<String>,
+    Params(q): Params<DataQuery>,
+) -> ApiResult<StatusCode> {
+    s.vault
+        .erase_subject(&c, q.purpose.as_deref(), id::<SubjectId>(&sid, "subject")?)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn key_status(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> ApiResult<Json<boveda_core::KeyStatus>> {
+    Ok(Json(s.vault.key_status(&c).await?))
+}
+
+async fn rotate_keys(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> ApiResult<Json<boveda_core::KeyStatus>> {
+    let status = s.vault.rotate_keys(&c).await?;
+    s.rewrap.notify_one();
+    Ok(Json(status))
+}
+
+async fn retire_key(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(v): Path<String>,
+) -> ApiResult<Json<boveda_core::KeyStatus>> {
+    Ok(Json(
+        s.vault
+            .retire_key(&c, id::<u32>(&v, "key version")?)
+            .await?,
+    ))
+}

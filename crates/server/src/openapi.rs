@@ -1,0 +1,150 @@
+//! The OpenAPI 3.1 document, generated from the route table so every route is in it.
+
+use crate::api::routes;
+use serde_json::{Map, Value, json};
+
+fn path_params(path: &str) -> Vec<Value> {
+    path.split('/')
+        .filter_map(|seg| seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+        .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+        .collect()
+}
+
+fn schemas() -> Value {
+    let view = json!({"type": "string", "enum": ["plain", "masked", "redacted"]});
+    let settings = json!({"type": "object", "additionalProperties": false, "required": ["purposes", "default_region"], "properties": {
+        "purposes": {"type": "array", "items": {"type": "string"}},
+        "default_region": {"type": "string", "examples": ["CN", "ES", "US"]},
+        "frozen": {"type": "boolean"}}});
+    let field = json!({"type": "object", "additionalProperties": false, "required": ["type", "category", "grade"], "properties": {
+        "type": {"type": "string", "enum": ["email", "phone", "person_name", "national_id", "date_of_birth", "address", "bank_card", "iban", "ip_address", "free_text", "string", "integer", "date"]},
+        "country": {"type": "string", "enum": ["CN", "ES", "US"], "description": "national_id only"},
+        "category": {"type": "string", "enum": ["identity", "contact", "financial", "health", "biometric", "location", "minors", "other"]},
+        "grade": {"type": "string", "enum": ["L1", "L2", "L3", "L4"]},
+        "searchable": {"type": "boolean"}, "required": {"type": "boolean"}}});
+    let record = json!({"type": "object", "properties": {
+        "id": {"type": "string", "format": "uuid"}, "subject_id": {"type": "string", "format": "uuid"},
+        "version": {"type": "integer"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
+        "view": view, "fields": {"type": "object"}}});
+    let written = json!({"type": "object", "properties": {"id": {"type": "string"}, "subject_id": {"type": "string"}, "version": {"type": "integer"}}});
+    let tenant = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "settings": settings, "created_at": {"type": "integer"}}});
+    let account = json!({"type": "object", "properties": {"id": {"type": "string"}, "tenant": {"type": "string"}, "name": {"type": "string"},
+        "scopes": {"type": "array", "items": {"type": "string"}}, "max_view": view, "created_at": {"type": "integer"}, "disabled": {"type": "boolean"}}});
+    let collection = json!({"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "updated_at": {"type": "integer"},
+        "fields": {"type": "object", "additionalProperties": field}}});
+    json!({
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"], "properties": {
+            "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}}}},
+        "Status": {"type": "object", "properties": {"status": {"type": "string"}}},
+        "Principal": {"type": "object", "properties": {"id": {"type": "string"}, "kind": {"type": "string"}, "tenant_id": {"type": ["string", "null"]}}},
+        "Settings": settings,
+        "Tenant": tenant,
+        "TenantList": {"type": "object", "properties": {"tenants": {"type": "array", "items": tenant}}},
+        "TenantCreate": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {"name": {"type": "string"}, "settings": settings}},
+        "Frozen": {"type": "object", "additionalProperties": false, "required": ["frozen"], "properties": {"frozen": {"type": "boolean"}}},
+        "ServiceAccountCreate": {"type": "object", "additionalProperties": false, "required": ["name"], "properties": {
+            "name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": ["read", "write", "search", "erase", "admin", "keys"]}}, "max_view": view}},
+        "ServiceAccount": account,
+        "NewServiceAccount": {"type": "object", "properties": {"service_account": account, "api_key": {"type": "string", "description": "shown once"}}},
+        "ServiceAccountList": {"type": "object", "properties": {"service_accounts": {"type": "array", "items": account}}},
+        "FieldSpec": field,
+        "CollectionSpec": {"type": "object", "additionalProperties": false, "required": ["fields"], "properties": {"fields": {"type": "object", "additionalProperties": field}}},
+        "Collection": collection,
+        "CollectionList": {"type": "object", "properties": {"collections": {"type": "array", "items": collection}}},
+        "RecordsWrite": {"type": "object", "additionalProperties": false, "required": ["records"], "properties": {"records": {"type": "array", "maxItems": 1000, "items": {
+            "type": "object", "additionalProperties": false, "required": ["fields"], "properties": {"subject_id": {"type": "string", "format": "uuid"}, "fields": {"type": "object"}}}}}},
+        "Written": written,
+        "WrittenList": {"type": "object", "properties": {"records": {"type": "array", "items": written}}},
+        "BatchGet": {"type": "object", "additionalProperties": false, "required": ["ids"], "properties": {"ids": {"type": "array", "maxItems": 1000, "items": {"type": "string"}}}},
+        "Record": record,
+        "RecordList": {"type": "object", "properties": {"records": {"type": "array", "items": record}, "missing": {"type": "array", "items": {"type": "string"}}}},
+        "RecordPatch": {"type": "object", "additionalProperties": false, "required": ["fields"], "properties": {"fields": {"type": "object"}}},
+        "Search": {"type": "object", "additionalProperties": false, "required": ["field", "value"], "properties": {"field": {"type": "string"}, "value": {}, "limit": {"type": "integer"}}},
+        "SearchResult": {"type": "object", "properties": {"matches": {"type": "array", "items": record}}},
+        "CountRequest": {"type": "object", "additionalProperties": false, "required": ["field"], "properties": {"field": {"type": "string"}, "values": {"type": "array"}, "limit": {"type": "integer"}}},
+        "CountResult": {"type": "object", "properties": {"counts": {"type": "array", "items": {"type": "object", "properties": {
+            "value_index": {"type": "integer"}, "bucket": {"type": "string"}, "count": {"type": "integer"}}}}}},
+        "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
+            "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
+                "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}
+    })
+}
+
+/// The whole document.
+pub fn document() -> Value {
+    let mut paths = Map::new();
+    let error = json!({"description": "error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}});
+    for (r, _) in routes() {
+        let mut params = path_params(r.path);
+        if r.data {
+            params.push(json!({"name": "purpose", "in": "query", "required": true, "schema": {"type": "string"}, "description": "why the data is used; one of the tenant's purposes"}));
+            params.push(json!({"name": "view", "in": "query", "required": false, "schema": {"type": "string", "enum": ["plain", "masked", "redacted"]}}));
+        }
+        let ok = match r.ok.1 {
+            Some(schema) => {
+                json!({"description": "success", "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}})
+            }
+            None => json!({"description": "success"}),
+        };
+        let mut responses = Map::new();
+        responses.insert(r.ok.0.to_string(), ok);
+        responses.insert("4XX".into(), error.clone());
+        let mut op = json!({
+            "summary": r.summary,
+            "tags": [r.tag],
+            "operationId": format!("{} {}", r.method.to_lowercase(), r.path),
+            "parameters": params,
+            "responses": responses,
+        });
+        if r.auth {
+            op["security"] = json!([{"bearer": []}]);
+        }
+        if let Some(schema) = r.body {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}});
+        }
+        let entry = paths.entry(r.path.to_owned()).or_insert_with(|| json!({}));
+        entry[r.method.to_lowercase()] = op;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "boveda", "version": env!("CARGO_PKG_VERSION"), "description": "Personal-data vault: encrypted, desensitized, access-controlled, audited."},
+        "servers": [{"url": "/"}],
+        "paths": paths,
+        "components": {
+            "schemas": schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_and_every_schema_exists() {
+        let doc = document();
+        let schemas = doc["components"]["schemas"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        for (r, _) in routes() {
+            let op = &doc["paths"][r.path][r.method.to_lowercase()];
+            assert!(
+                op.is_object(),
+                "{} {} missing from the document",
+                r.method,
+                r.path
+            );
+            assert!(!r.summary.is_empty());
+            for name in r.body.iter().chain(r.ok.1.iter()) {
+                assert!(
+                    schemas.contains_key(*name),
+                    "schema {name} of {} {} is not defined",
+                    r.method,
+                    r.path
+                );
+            }
+        }
+    }
+}

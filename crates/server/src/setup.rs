@@ -1,0 +1,218 @@
+//! Turning a [`Config`] into a running vault: the data directory, the root key (file, env or
+//! passphrase), the store, the TLS material and the one-time bootstrap credential.
+
+use crate::config::Config;
+use crate::tls::{self, TlsMaterial};
+use boveda_core::Vault;
+use boveda_crypto::RootKey;
+use boveda_store::Store;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Start-up errors: each names the setting or file to fix.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SetupError {
+    /// Configuration.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// TLS material.
+    #[error(transparent)]
+    Tls(#[from] tls::TlsError),
+    /// Root key.
+    #[error("root key: {0}")]
+    RootKey(String),
+    /// Storage.
+    #[error("storage: {0}")]
+    Store(#[from] boveda_store::Error),
+    /// Vault.
+    #[error("vault: {0}")]
+    Vault(#[from] boveda_core::Error),
+    /// Data directory or files.
+    #[error("{path}: {reason}")]
+    Io {
+        /// Path.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A prepared server: everything but the socket.
+pub struct Prepared {
+    /// The vault.
+    pub vault: Vault,
+    /// TLS material.
+    pub tls: TlsMaterial,
+    /// The file holding the bootstrap operator credential, when it was created this start.
+    pub bootstrap_file: Option<PathBuf>,
+    /// Whether the root key was generated this start.
+    pub root_key_created: bool,
+}
+
+fn io(path: &Path, e: impl std::fmt::Display) -> SetupError {
+    SetupError::Io {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    }
+}
+
+/// Loads or creates the root key as configured.
+///
+/// # Errors
+/// [`SetupError::RootKey`] naming the source that failed.
+pub fn root_key(cfg: &Config) -> Result<(RootKey, bool), SetupError> {
+    if let Some(var) = &cfg.keys.root_key_env {
+        let text = std::env::var(var).map_err(|_| {
+            SetupError::RootKey(format!(
+                "environment variable {var} (keys.root_key_env) is not set"
+            ))
+        })?;
+        let key =
+            RootKey::from_base64(&text).map_err(|e| SetupError::RootKey(format!("{var}: {e}")))?;
+        return Ok((key, false));
+    }
+    if let Some(var) = &cfg.keys.passphrase_env {
+        let pass = zeroize::Zeroizing::new(std::env::var(var).map_err(|_| {
+            SetupError::RootKey(format!(
+                "environment variable {var} (keys.passphrase_env) is not set"
+            ))
+        })?);
+        if pass.len() < 16 {
+            return Err(SetupError::RootKey(format!(
+                "the passphrase in {var} must have at least 16 characters"
+            )));
+        }
+        let salt_path = cfg.data_dir.join("root.salt");
+        let created = !salt_path.exists();
+        if created {
+            let mut salt = [0u8; 16];
+            boveda_crypto::random_bytes(&mut salt)
+                .map_err(|e| SetupError::RootKey(e.to_string()))?;
+            tls::write_private(&salt_path, hex::encode(salt).as_bytes())
+                .map_err(|e| io(&salt_path, e))?;
+        }
+        let salt = std::fs::read_to_string(&salt_path).map_err(|e| io(&salt_path, e))?;
+        let salt = hex::decode(salt.trim()).map_err(|e| io(&salt_path, e))?;
+        let key = RootKey::from_passphrase(pass.as_bytes(), &salt)
+            .map_err(|e| SetupError::RootKey(e.to_string()))?;
+        return Ok((key, created));
+    }
+    let path = cfg
+        .keys
+        .root_key_file
+        .clone()
+        .unwrap_or_else(|| cfg.data_dir.join("root.key"));
+    if !path.exists() {
+        let (key, text) = RootKey::generate().map_err(|e| SetupError::RootKey(e.to_string()))?;
+        tls::write_private(&path, text.as_bytes()).map_err(|e| io(&path, e))?;
+        return Ok((key, true));
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path)
+            .map_err(|e| io(&path, e))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(SetupError::RootKey(format!(
+                "{} is readable by others (mode {:o}); run chmod 600 on it",
+                path.display(),
+                mode & 0o777
+            )));
+        }
+    }
+    let text = zeroize::Zeroizing::new(std::fs::read_to_string(&path).map_err(|e| io(&path, e))?);
+    let key = RootKey::from_base64(&text)
+        .map_err(|e| SetupError::RootKey(format!("{}: {e}", path.display())))?;
+    Ok((key, false))
+}
+
+/// Opens the configured store.
+///
+/// # Errors
+/// [`SetupError::Store`].
+pub async fn store(cfg: &Config) -> Result<Arc<dyn Store>, SetupError> {
+    Ok(match &cfg.storage.postgres_url {
+        Some(url) => Arc::new(
+            boveda_store::postgres::PostgresStore::connect(
+                url,
+                cfg.storage.postgres_keys_url.as_deref(),
+            )
+            .await?,
+        ),
+        None => Arc::new(boveda_store::sqlite::SqliteStore::open(&cfg.data_dir).await?),
+    })
+}
+
+/// Prepares everything a server needs, creating what a first start creates.
+///
+/// # Errors
+/// [`SetupError`] naming what to fix.
+pub async fn prepare(cfg: &Config) -> Result<Prepared, SetupError> {
+    cfg.check()?;
+    std::fs::create_dir_all(&cfg.data_dir).map_err(|e| io(&cfg.data_dir, e))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
+    }
+    let (root, root_key_created) = root_key(cfg)?;
+    let store = store(cfg).await?;
+    let vault = Vault::open(store, root, cfg.vault_config()).await?;
+    let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
+        (Some(c), Some(k)) => tls::load(c, k, false)?,
+        _ => {
+            let (c, k, _) = tls::dev_certificate(&cfg.data_dir)?;
+            tls::load(&c, &k, true)?
+        }
+    };
+    let bootstrap_file = match vault.bootstrap_operator().await? {
+        Some(token) => {
+            let path = cfg.data_dir.join("bootstrap-operator.token");
+            let _ = std::fs::remove_file(&path);
+            tls::write_private(&path, format!("{}\n", token.expose()).as_bytes())
+                .map_err(|e| io(&path, e))?;
+            Some(path)
+        }
+        None => None,
+    };
+    Ok(Prepared {
+        vault,
+        tls,
+        bootstrap_file,
+        root_key_created,
+    })
+}
+
+/// Runs the background rewrap job until `stop` fires: one step whenever woken or every second,
+/// straight on while there is work.
+pub async fn rewrap_job(
+    vault: Vault,
+    batch: usize,
+    wake: Arc<tokio::sync::Notify>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let busy = match vault.rewrap_step(batch).await {
+            Ok((moved, remaining)) => moved > 0 && remaining > 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "rewrap step failed; retrying");
+                false
+            }
+        };
+        if busy {
+            tokio::task::yield_now().await;
+            if *stop.borrow() {
+                return;
+            }
+            continue;
+        }
+        tokio::select! {
+            () = wake.notified() => {}
+            () = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
