@@ -164,13 +164,14 @@ impl CollectionSpec {
                     "free_text_not_searchable",
                 ));
             }
-            if let Some(old) = previous.and_then(|p| p.fields.get(name)) {
-                if old.kind != f.kind || old.country != f.country || old.searchable != f.searchable
-                {
-                    return Err(Error::Conflict(format!(
-                        "field `{name}` exists with another type, country or searchability; add a new field instead"
-                    )));
-                }
+            if let Some(old) = previous.and_then(|p| p.fields.get(name))
+                && (old.kind != f.kind
+                    || old.country != f.country
+                    || old.searchable != f.searchable)
+            {
+                return Err(Error::Conflict(format!(
+                    "field `{name}` exists with another type, country or searchability; add a new field instead"
+                )));
             }
         }
         Ok(())

@@ -594,14 +594,15 @@ impl Vault {
     /// Freezes or thaws a tenant's data calls (operators, for incident containment).
     ///
     /// # Errors
-    /// [`Error::Forbidden`], [`Error::NotFound`].
+    /// [`Error::NotFound`] for an unknown tenant or a caller that is not an operator.
     pub async fn set_frozen(
         &self,
         caller: &Caller,
         tenant: TenantId,
         frozen: bool,
     ) -> Result<Tenant, Error> {
-        Self::operator(caller)?;
+        // Tenants are the operator's resource: to anyone else, every tenant id is unknown.
+        Self::operator(caller).map_err(|_| Error::NotFound("tenant"))?;
         let mut t = self.tenant(caller, tenant).await?;
         t.settings.frozen = frozen;
         self.put_settings(tenant, t.settings).await
@@ -730,12 +731,11 @@ impl Vault {
     }
 
     async fn cached(&self, tenant: TenantId) -> Result<Arc<TenantCache>, Error> {
-        if let Ok(c) = self.inner.cache.read() {
-            if let Some(t) = c.get(&tenant) {
-                if t.loaded.elapsed() < self.inner.config.cache_ttl {
-                    return Ok(Arc::clone(t));
-                }
-            }
+        if let Ok(c) = self.inner.cache.read()
+            && let Some(t) = c.get(&tenant)
+            && t.loaded.elapsed() < self.inner.config.cache_ttl
+        {
+            return Ok(Arc::clone(t));
         }
         let row = self
             .st("tenant")
@@ -944,22 +944,21 @@ impl Vault {
                 .map_err(|rule| Error::invalid(format!("{at}fields.{name}"), rule))?;
             out.insert(name.clone(), Some(n));
         }
-        if !partial {
-            if let Some((name, _)) = spec
+        if !partial
+            && let Some((name, _)) = spec
                 .fields
                 .iter()
                 .find(|(n, f)| f.required && !fields.contains_key(*n))
-            {
-                return Err(Error::invalid(format!("{at}fields.{name}"), "required"));
-            }
+        {
+            return Err(Error::invalid(format!("{at}fields.{name}"), "required"));
         }
         Ok(out)
     }
 
+    /// Seals changed values into a record's field map and adds index entries for searchable
+    /// ones; `None` removes a field. `place` is (tenant, collection, record).
     fn seal_into(
-        tenant: TenantId,
-        collection: &str,
-        record: RecordId,
+        (tenant, collection, record): (TenantId, &str, RecordId),
         dek: &Dek,
         keyring: &Keyring,
         spec: &CollectionSpec,
@@ -1113,9 +1112,7 @@ impl Vault {
             let id = RecordId::generate();
             let mut sealed = BTreeMap::new();
             Self::seal_into(
-                tenant,
-                collection,
-                id,
+                (tenant, collection, id),
                 dek,
                 &t.keyring,
                 &spec,
@@ -1264,9 +1261,7 @@ impl Vault {
         let mut sealed = decode_fields(&row.sealed)?;
         let mut index = Vec::new();
         Self::seal_into(
-            tenant,
-            collection,
-            id,
+            (tenant, collection, id),
             dek,
             &t.keyring,
             &spec,

@@ -79,11 +79,13 @@ pub struct StorageConfig {
     pub postgres_url: Option<String>,
     /// A second PostgreSQL database for key tables, backed up apart from the data.
     pub postgres_keys_url: Option<String>,
+    /// Schema that holds boveda's tables, so several deployments can share a database.
+    pub postgres_schema: String,
 }
 
 /// `[keys]`: where the root key comes from, first match wins: `root_key_env`, then
 /// `passphrase_env`, then `root_key_file` (created on first start).
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct KeysConfig {
     /// Root key file (base64 of 32 bytes, mode 0600); default `<data_dir>/root.key`.
@@ -150,16 +152,7 @@ impl Default for StorageConfig {
         Self {
             postgres_url: None,
             postgres_keys_url: None,
-        }
-    }
-}
-
-impl Default for KeysConfig {
-    fn default() -> Self {
-        Self {
-            root_key_file: None,
-            root_key_env: None,
-            passphrase_env: None,
+            postgres_schema: "boveda".into(),
         }
     }
 }
@@ -252,6 +245,7 @@ impl Config {
             }
             "storage.postgres_url" => self.storage.postgres_url = opt(value),
             "storage.postgres_keys_url" => self.storage.postgres_keys_url = opt(value),
+            "storage.postgres_schema" => self.storage.postgres_schema = value.to_owned(),
             "keys.root_key_file" => self.keys.root_key_file = opt(value).map(PathBuf::from),
             "keys.root_key_env" => self.keys.root_key_env = opt(value),
             "keys.passphrase_env" => self.keys.passphrase_env = opt(value),

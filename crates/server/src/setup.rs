@@ -136,9 +136,10 @@ pub fn root_key(cfg: &Config) -> Result<(RootKey, bool), SetupError> {
 pub async fn store(cfg: &Config) -> Result<Arc<dyn Store>, SetupError> {
     Ok(match &cfg.storage.postgres_url {
         Some(url) => Arc::new(
-            boveda_store::postgres::PostgresStore::connect(
+            boveda_store::postgres::PostgresStore::connect_in_schema(
                 url,
                 cfg.storage.postgres_keys_url.as_deref(),
+                &cfg.storage.postgres_schema,
             )
             .await?,
         ),

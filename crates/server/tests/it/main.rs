@@ -1,0 +1,19 @@
+//! Server integration tests over real TLS on port 0, with a client that trusts only the
+//! generated development certificate.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    missing_docs,
+    unreachable_pub
+)]
+
+mod harness;
+
+mod canary;
+mod erasure;
+mod isolation;
+mod openapi_cover;
+mod rotation;
+mod tour;
+mod transport;
+mod validation;
