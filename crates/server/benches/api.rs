@@ -1,0 +1,276 @@
+//! Vault throughput through the HTTPS API, with the ceiling measured in the same run: the raw
+//! AEAD work of the same records and raw SQLite inserts and reads of the same bytes.
+//!
+//! `cargo bench -p boveda-server --bench api` prints the figures. Not a test: the machine is
+//! shared and noisy; compare figures from one run.
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use boveda_crypto::{Dek, FieldAad, IndexKey, Kek, SecretKey};
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const BATCH: usize = 100;
+const FIELDS: [&str; 5] = ["email", "phone", "name", "dni", "card"];
+
+fn record(i: usize) -> Value {
+    json!({"fields": {
+        "email": format!("user{i}@example.com"),
+        "phone": format!("+86138{:08}", i % 100_000_000),
+        "name": format!("Persona Número {i}"),
+        "dni": dni(10_000_000 + (i as u32 % 89_999_999)),
+        "card": "4111111111111111",
+    }})
+}
+
+fn dni(n: u32) -> String {
+    format!("{n:08}{}", b"TRWAGMYFPDXBNJZSQVHLCKE"[(n % 23) as usize] as char)
+}
+
+fn values(i: usize) -> [String; 5] {
+    let r = record(i);
+    FIELDS.map(|f| r["fields"][f].as_str().unwrap().to_owned())
+}
+
+/// Raw work per record: DEK, wrap, five seals, two blind indexes; then the same bytes into
+/// SQLite in transactions of 100 (record rows, key rows, index rows) and read back by id.
+fn ceiling(n: usize) -> (f64, f64, f64, f64) {
+    let kek = Kek::new(1, &SecretKey::generate().unwrap()).unwrap();
+    let idx = IndexKey::new(&SecretKey::generate().unwrap());
+    let tenant = [7u8; 16];
+    let start = Instant::now();
+    let mut rows = Vec::with_capacity(n);
+    for i in 0..n {
+        let id = uuid::Uuid::now_v7();
+        let subject = uuid::Uuid::now_v7();
+        let dek = Dek::generate(1).unwrap();
+        let wrapped = kek.wrap_dek(&dek, &tenant, subject.as_bytes()).unwrap();
+        let mut blob = Vec::with_capacity(400);
+        for (f, v) in FIELDS.iter().zip(values(i)) {
+            let aad = FieldAad { tenant: &tenant, collection: "customers", record: id.as_bytes(), field: f };
+            blob.extend_from_slice(&dek.seal(v.as_bytes(), &aad).unwrap());
+        }
+        let d1 = idx.digest("customers", "email", b"x").to_vec();
+        let d2 = idx.digest("customers", "phone", b"y").to_vec();
+        rows.push((id, subject, wrapped, blob, d1, d2));
+    }
+    let seal_s = start.elapsed().as_secs_f64();
+
+    let dir = tempfile::tempdir().unwrap();
+    let c = rusqlite::Connection::open(dir.path().join("raw.db")).unwrap();
+    c.execute_batch(
+        "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;
+         CREATE TABLE r (tenant BLOB, collection TEXT, id BLOB, subject BLOB, sealed BLOB, PRIMARY KEY (tenant, collection, id));
+         CREATE TABLE k (tenant BLOB, subject BLOB, wrapped BLOB, PRIMARY KEY (tenant, subject)) WITHOUT ROWID;
+         CREATE TABLE b (tenant BLOB, collection TEXT, field TEXT, digest BLOB, record BLOB, PRIMARY KEY (tenant, collection, field, digest, record)) WITHOUT ROWID;",
+    )
+    .unwrap();
+    let start = Instant::now();
+    for chunk in rows.chunks(BATCH) {
+        let tx = c.unchecked_transaction().unwrap();
+        for (id, subject, wrapped, blob, d1, d2) in chunk {
+            tx.execute("INSERT INTO k VALUES (?1, ?2, ?3)", rusqlite::params![&tenant[..], subject.as_bytes().as_slice(), wrapped]).unwrap();
+            tx.execute("INSERT INTO r VALUES (?1, 'customers', ?2, ?3, ?4)", rusqlite::params![&tenant[..], id.as_bytes().as_slice(), subject.as_bytes().as_slice(), blob]).unwrap();
+            for (f, d) in [("email", d1), ("phone", d2)] {
+                tx.execute("INSERT INTO b VALUES (?1, 'customers', ?2, ?3, ?4)", rusqlite::params![&tenant[..], f, d, id.as_bytes().as_slice()]).unwrap();
+            }
+        }
+        tx.commit().unwrap();
+    }
+    let insert_s = start.elapsed().as_secs_f64();
+
+    // Reads: by id, the key row and the record row, then unwrap and open the five fields.
+    let start = Instant::now();
+    let mut st_r = c.prepare("SELECT sealed FROM r WHERE tenant = ?1 AND collection = 'customers' AND id = ?2").unwrap();
+    let mut st_k = c.prepare("SELECT wrapped FROM k WHERE tenant = ?1 AND subject = ?2").unwrap();
+    for (id, subject, _, _, _, _) in &rows {
+        let _: Vec<u8> = st_r.query_row(rusqlite::params![&tenant[..], id.as_bytes().as_slice()], |r| r.get(0)).unwrap();
+        let _: Vec<u8> = st_k.query_row(rusqlite::params![&tenant[..], subject.as_bytes().as_slice()], |r| r.get(0)).unwrap();
+    }
+    let read_s = start.elapsed().as_secs_f64();
+    let start = Instant::now();
+    for (i, (id, subject, wrapped, blob, _, _)) in rows.iter().enumerate() {
+        let dek = kek.unwrap_dek(wrapped, 1, &tenant, subject.as_bytes()).unwrap();
+        let mut pos = 0;
+        for (f, v) in FIELDS.iter().zip(values(i)) {
+            let len = 1 + 4 + 12 + v.len() + 16;
+            let aad = FieldAad { tenant: &tenant, collection: "customers", record: id.as_bytes(), field: f };
+            dek.open(&blob[pos..pos + len], &aad).unwrap();
+            pos += len;
+        }
+    }
+    let open_s = start.elapsed().as_secs_f64();
+    (n as f64 / seal_s, n as f64 / insert_s, n as f64 / read_s, n as f64 / open_s)
+}
+
+struct Api {
+    url: String,
+    client: reqwest::Client,
+    key: String,
+}
+
+impl Api {
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        let r = self.client.post(format!("{}{path}", self.url)).bearer_auth(&self.key).json(body).send().await.unwrap();
+        assert!(r.status().is_success(), "{}", r.status());
+        r.json().await.unwrap()
+    }
+    async fn get(&self, path: &str) {
+        let r = self.client.get(format!("{}{path}", self.url)).bearer_auth(&self.key).send().await.unwrap();
+        assert!(r.status().is_success());
+        let _ = r.bytes().await.unwrap();
+    }
+}
+
+/// Runs `f` from `workers` tasks for `secs`; returns operations per second.
+async fn throughput<F, Fut>(workers: usize, secs: f64, f: F) -> f64
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = usize> + Send,
+{
+    let f = Arc::new(f);
+    let start = Instant::now();
+    let deadline = start + Duration::from_secs_f64(secs);
+    let mut tasks = Vec::new();
+    for w in 0..workers {
+        let f = Arc::clone(&f);
+        tasks.push(tokio::spawn(async move {
+            let mut ops = 0;
+            let mut i = 0;
+            while Instant::now() < deadline {
+                ops += f(w, i).await;
+                i += 1;
+            }
+            ops
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    total as f64 / start.elapsed().as_secs_f64()
+}
+
+#[tokio::main]
+async fn main() {
+    let n = 20_000;
+    let (seal, insert, read, open) = ceiling(n);
+    let write_ceiling = 1.0 / (1.0 / seal + 1.0 / insert);
+    let read_ceiling = 1.0 / (1.0 / read + 1.0 / open);
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = boveda_server::config::Config { data_dir: tmp.path().to_path_buf(), ..Default::default() };
+    cfg.log.level = "error".into();
+    let p = boveda_server::setup::prepare(&cfg).await.unwrap();
+    let operator = std::fs::read_to_string(tmp.path().join("bootstrap-operator.token")).unwrap().trim().to_owned();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let app = boveda_server::router(boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes));
+    tokio::spawn(boveda_server::net::serve(listener, p.tls.config.clone(), app, std::future::pending(), Duration::from_secs(1)));
+    let pem = std::fs::read(&p.tls.cert_path).unwrap();
+    let client = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]).pool_max_idle_per_host(64).build().unwrap();
+    let url = format!("https://localhost:{port}");
+    let op = Api { url: url.clone(), client: client.clone(), key: operator };
+    let t = op.post("/v1/tenants", &json!({"name": "bench"})).await;
+    let sa = op.post(&format!("/v1/tenants/{}/service-accounts", t["id"].as_str().unwrap()), &json!({"name": "bench"})).await;
+    let api = Arc::new(Api { url, client, key: sa["api_key"].as_str().unwrap().to_owned() });
+    api.client
+        .put(format!("{}/v1/collections/customers", api.url))
+        .bearer_auth(&api.key)
+        .json(&json!({"fields": {
+            "email": {"type": "email", "category": "contact", "grade": "L2", "searchable": true},
+            "phone": {"type": "phone", "category": "contact", "grade": "L3", "searchable": true},
+            "name": {"type": "person_name", "category": "identity", "grade": "L2"},
+            "dni": {"type": "national_id", "country": "ES", "category": "identity", "grade": "L4"},
+            "card": {"type": "bank_card", "category": "financial", "grade": "L4"}}}))
+        .send()
+        .await
+        .unwrap();
+
+    let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let writes = {
+        let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+        throughput(4, 8.0, move |w, i| {
+            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+            async move {
+                let base = (w * 1_000_000) + i * BATCH;
+                let records: Vec<Value> = (0..BATCH).map(|j| record(base + j)).collect();
+                let v = api.post("/v1/collections/customers/records?purpose=billing", &json!({"records": records})).await;
+                let mut g = ids.lock().unwrap();
+                g.extend(v["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+                BATCH
+            }
+        })
+        .await
+    };
+    let ids: Arc<Vec<String>> = Arc::new(ids.lock().unwrap().clone());
+
+    let mut reads = Vec::new();
+    for view in ["plain", "masked"] {
+        let single = {
+            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+            throughput(8, 4.0, move |w, i| {
+                let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+                async move {
+                    let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
+                    api.get(&format!("/v1/collections/customers/records/{id}?purpose=billing&view={view}")).await;
+                    1
+                }
+            })
+            .await
+        };
+        let batch = {
+            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+            throughput(4, 4.0, move |w, i| {
+                let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+                async move {
+                    let start = (w * 7919 + i * 1_000) % (ids.len() - BATCH);
+                    let body = json!({"ids": &ids[start..start + BATCH]});
+                    api.post(&format!("/v1/collections/customers/records/batch-get?purpose=billing&view={view}"), &body).await;
+                    BATCH
+                }
+            })
+            .await
+        };
+        reads.push((view, single, batch));
+    }
+
+    // Latency at a fixed offered load of 500 requests/s for 10 s (open loop).
+    let mut lat = Vec::new();
+    let mut handles = Vec::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(2));
+    for i in 0..5_000 {
+        tick.tick().await;
+        let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+        handles.push(tokio::spawn(async move {
+            let id = &ids[(i * 104_729) % ids.len()];
+            let s = Instant::now();
+            api.get(&format!("/v1/collections/customers/records/{id}?purpose=billing&view=masked")).await;
+            s.elapsed()
+        }));
+    }
+    for h in handles {
+        lat.push(h.await.unwrap());
+    }
+    lat.sort();
+    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+
+    println!("boveda vault API benchmark (one node, SQLite, HTTPS/1.1, client on the same machine)");
+    println!("records of 5 fields (email, phone, name, DNI, card); writes in batches of {BATCH}");
+    println!();
+    println!("ceiling, one core, same run ({n} records):");
+    println!("  AEAD seal (DEK + wrap + 5 seals + 2 blind indexes)  {seal:>12.0} records/s");
+    println!("  SQLite insert of the same bytes (txn of {BATCH})      {insert:>12.0} records/s");
+    println!("  => write ceiling (seal then insert)                 {write_ceiling:>12.0} records/s");
+    println!("  SQLite point reads (record + key row)               {read:>12.0} records/s");
+    println!("  AEAD open (unwrap + 5 opens)                        {open:>12.0} records/s");
+    println!("  => read ceiling                                     {read_ceiling:>12.0} records/s");
+    println!();
+    println!("through the HTTPS API:");
+    println!("  batch writes (4 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)", 100.0 * writes / write_ceiling);
+    for (view, single, batch) in &reads {
+        println!("  single reads, {view:<6} (8 clients)                {single:>12.0} requests/s");
+        println!("  batch reads of {BATCH}, {view:<6} (4 clients)           {batch:>12.0} records/s");
+    }
+    println!("  single read latency at 500 requests/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(0.50), pct(0.99), pct(1.0));
+}
