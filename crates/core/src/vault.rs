@@ -231,7 +231,12 @@ struct Inner {
     root: RootKey,
     config: VaultConfig,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
+    /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
+    principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
 }
+
+/// Most cached principals; the cache is emptied when it fills.
+const PRINCIPAL_CACHE: usize = 10_000;
 
 /// The vault. Cheap to clone.
 #[derive(Clone)]
@@ -324,6 +329,7 @@ impl Vault {
                 root,
                 config,
                 cache: RwLock::new(HashMap::new()),
+                principals: RwLock::new(HashMap::new()),
             }),
         })
     }
@@ -386,9 +392,16 @@ impl Vault {
         if bearer.is_empty() || bearer.len() > 256 {
             return Err(Error::Unauthenticated);
         }
+        let hash = token::hash(bearer);
+        if let Ok(c) = self.inner.principals.read()
+            && let Some((at, p)) = c.get(&hash)
+            && at.elapsed() < self.inner.config.cache_ttl
+        {
+            return Ok(p.clone());
+        }
         let row = self
             .st("principal_by_token")
-            .principal_by_token(&token::hash(bearer))
+            .principal_by_token(&hash)
             .await?
             .ok_or(Error::Unauthenticated)?;
         let kind = match row.kind.as_str() {
@@ -398,13 +411,20 @@ impl Vault {
         };
         let grants: Grants =
             serde_json::from_str(&row.grants).map_err(|_| Error::Integrity("principal grants"))?;
-        Ok(Principal {
+        let principal = Principal {
             id: row.id,
             tenant: row.tenant,
             kind,
             name: row.name,
             grants,
-        })
+        };
+        if let Ok(mut c) = self.inner.principals.write() {
+            if c.len() >= PRINCIPAL_CACHE {
+                c.clear();
+            }
+            c.insert(hash, (Instant::now(), principal.clone()));
+        }
+        Ok(principal)
     }
 
     fn operator(caller: &Caller) -> Result<(), Error> {
@@ -716,6 +736,9 @@ impl Vault {
             .disable_principal(tenant, id)
             .await?
         {
+            if let Ok(mut c) = self.inner.principals.write() {
+                c.retain(|_, (_, p)| p.id != id);
+            }
             Ok(())
         } else {
             Err(Error::NotFound("service account"))

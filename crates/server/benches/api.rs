@@ -24,7 +24,10 @@ fn record(i: usize) -> Value {
 }
 
 fn dni(n: u32) -> String {
-    format!("{n:08}{}", b"TRWAGMYFPDXBNJZSQVHLCKE"[(n % 23) as usize] as char)
+    format!(
+        "{n:08}{}",
+        b"TRWAGMYFPDXBNJZSQVHLCKE"[(n % 23) as usize] as char
+    )
 }
 
 fn values(i: usize) -> [String; 5] {
@@ -47,7 +50,12 @@ fn ceiling(n: usize) -> (f64, f64, f64, f64) {
         let wrapped = kek.wrap_dek(&dek, &tenant, subject.as_bytes()).unwrap();
         let mut blob = Vec::with_capacity(400);
         for (f, v) in FIELDS.iter().zip(values(i)) {
-            let aad = FieldAad { tenant: &tenant, collection: "customers", record: id.as_bytes(), field: f };
+            let aad = FieldAad {
+                tenant: &tenant,
+                collection: "customers",
+                record: id.as_bytes(),
+                field: f,
+            };
             blob.extend_from_slice(&dek.seal(v.as_bytes(), &aad).unwrap());
         }
         let d1 = idx.digest("customers", "email", b"x").to_vec();
@@ -69,10 +77,27 @@ fn ceiling(n: usize) -> (f64, f64, f64, f64) {
     for chunk in rows.chunks(BATCH) {
         let tx = c.unchecked_transaction().unwrap();
         for (id, subject, wrapped, blob, d1, d2) in chunk {
-            tx.execute("INSERT INTO k VALUES (?1, ?2, ?3)", rusqlite::params![&tenant[..], subject.as_bytes().as_slice(), wrapped]).unwrap();
-            tx.execute("INSERT INTO r VALUES (?1, 'customers', ?2, ?3, ?4)", rusqlite::params![&tenant[..], id.as_bytes().as_slice(), subject.as_bytes().as_slice(), blob]).unwrap();
+            tx.execute(
+                "INSERT INTO k VALUES (?1, ?2, ?3)",
+                rusqlite::params![&tenant[..], subject.as_bytes().as_slice(), wrapped],
+            )
+            .unwrap();
+            tx.execute(
+                "INSERT INTO r VALUES (?1, 'customers', ?2, ?3, ?4)",
+                rusqlite::params![
+                    &tenant[..],
+                    id.as_bytes().as_slice(),
+                    subject.as_bytes().as_slice(),
+                    blob
+                ],
+            )
+            .unwrap();
             for (f, d) in [("email", d1), ("phone", d2)] {
-                tx.execute("INSERT INTO b VALUES (?1, 'customers', ?2, ?3, ?4)", rusqlite::params![&tenant[..], f, d, id.as_bytes().as_slice()]).unwrap();
+                tx.execute(
+                    "INSERT INTO b VALUES (?1, 'customers', ?2, ?3, ?4)",
+                    rusqlite::params![&tenant[..], f, d, id.as_bytes().as_slice()],
+                )
+                .unwrap();
             }
         }
         tx.commit().unwrap();
@@ -81,26 +106,52 @@ fn ceiling(n: usize) -> (f64, f64, f64, f64) {
 
     // Reads: by id, the key row and the record row, then unwrap and open the five fields.
     let start = Instant::now();
-    let mut st_r = c.prepare("SELECT sealed FROM r WHERE tenant = ?1 AND collection = 'customers' AND id = ?2").unwrap();
-    let mut st_k = c.prepare("SELECT wrapped FROM k WHERE tenant = ?1 AND subject = ?2").unwrap();
+    let mut st_r = c
+        .prepare("SELECT sealed FROM r WHERE tenant = ?1 AND collection = 'customers' AND id = ?2")
+        .unwrap();
+    let mut st_k = c
+        .prepare("SELECT wrapped FROM k WHERE tenant = ?1 AND subject = ?2")
+        .unwrap();
     for (id, subject, _, _, _, _) in &rows {
-        let _: Vec<u8> = st_r.query_row(rusqlite::params![&tenant[..], id.as_bytes().as_slice()], |r| r.get(0)).unwrap();
-        let _: Vec<u8> = st_k.query_row(rusqlite::params![&tenant[..], subject.as_bytes().as_slice()], |r| r.get(0)).unwrap();
+        let _: Vec<u8> = st_r
+            .query_row(
+                rusqlite::params![&tenant[..], id.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let _: Vec<u8> = st_k
+            .query_row(
+                rusqlite::params![&tenant[..], subject.as_bytes().as_slice()],
+                |r| r.get(0),
+            )
+            .unwrap();
     }
     let read_s = start.elapsed().as_secs_f64();
     let start = Instant::now();
     for (i, (id, subject, wrapped, blob, _, _)) in rows.iter().enumerate() {
-        let dek = kek.unwrap_dek(wrapped, 1, &tenant, subject.as_bytes()).unwrap();
+        let dek = kek
+            .unwrap_dek(wrapped, 1, &tenant, subject.as_bytes())
+            .unwrap();
         let mut pos = 0;
         for (f, v) in FIELDS.iter().zip(values(i)) {
             let len = 1 + 4 + 12 + v.len() + 16;
-            let aad = FieldAad { tenant: &tenant, collection: "customers", record: id.as_bytes(), field: f };
+            let aad = FieldAad {
+                tenant: &tenant,
+                collection: "customers",
+                record: id.as_bytes(),
+                field: f,
+            };
             dek.open(&blob[pos..pos + len], &aad).unwrap();
             pos += len;
         }
     }
     let open_s = start.elapsed().as_secs_f64();
-    (n as f64 / seal_s, n as f64 / insert_s, n as f64 / read_s, n as f64 / open_s)
+    (
+        n as f64 / seal_s,
+        n as f64 / insert_s,
+        n as f64 / read_s,
+        n as f64 / open_s,
+    )
 }
 
 struct Api {
@@ -111,12 +162,25 @@ struct Api {
 
 impl Api {
     async fn post(&self, path: &str, body: &Value) -> Value {
-        let r = self.client.post(format!("{}{path}", self.url)).bearer_auth(&self.key).json(body).send().await.unwrap();
+        let r = self
+            .client
+            .post(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .json(body)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success(), "{}", r.status());
         r.json().await.unwrap()
     }
     async fn get(&self, path: &str) {
-        let r = self.client.get(format!("{}{path}", self.url)).bearer_auth(&self.key).send().await.unwrap();
+        let r = self
+            .client
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.key)
+            .send()
+            .await
+            .unwrap();
         assert!(r.status().is_success());
         let _ = r.bytes().await.unwrap();
     }
@@ -159,21 +223,53 @@ async fn main() {
     let read_ceiling = 1.0 / (1.0 / read + 1.0 / open);
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = boveda_server::config::Config { data_dir: tmp.path().to_path_buf(), ..Default::default() };
+    let mut cfg = boveda_server::config::Config {
+        data_dir: tmp.path().to_path_buf(),
+        ..Default::default()
+    };
     cfg.log.level = "error".into();
     let p = boveda_server::setup::prepare(&cfg).await.unwrap();
-    let operator = std::fs::read_to_string(tmp.path().join("bootstrap-operator.token")).unwrap().trim().to_owned();
+    let operator = std::fs::read_to_string(tmp.path().join("bootstrap-operator.token"))
+        .unwrap()
+        .trim()
+        .to_owned();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();
-    let app = boveda_server::router(boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes));
-    tokio::spawn(boveda_server::net::serve(listener, p.tls.config.clone(), app, std::future::pending(), Duration::from_secs(1)));
+    let app = boveda_server::router(boveda_server::AppState::new(
+        p.vault.clone(),
+        cfg.server.body_limit_bytes,
+    ));
+    tokio::spawn(boveda_server::net::serve(
+        listener,
+        p.tls.config.clone(),
+        app,
+        std::future::pending(),
+        Duration::from_secs(1),
+    ));
     let pem = std::fs::read(&p.tls.cert_path).unwrap();
-    let client = reqwest::Client::builder().tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()]).pool_max_idle_per_host(64).build().unwrap();
+    let client = reqwest::Client::builder()
+        .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+        .pool_max_idle_per_host(64)
+        .build()
+        .unwrap();
     let url = format!("https://localhost:{port}");
-    let op = Api { url: url.clone(), client: client.clone(), key: operator };
+    let op = Api {
+        url: url.clone(),
+        client: client.clone(),
+        key: operator,
+    };
     let t = op.post("/v1/tenants", &json!({"name": "bench"})).await;
-    let sa = op.post(&format!("/v1/tenants/{}/service-accounts", t["id"].as_str().unwrap()), &json!({"name": "bench"})).await;
-    let api = Arc::new(Api { url, client, key: sa["api_key"].as_str().unwrap().to_owned() });
+    let sa = op
+        .post(
+            &format!("/v1/tenants/{}/service-accounts", t["id"].as_str().unwrap()),
+            &json!({"name": "bench"}),
+        )
+        .await;
+    let api = Arc::new(Api {
+        url,
+        client,
+        key: sa["api_key"].as_str().unwrap().to_owned(),
+    });
     api.client
         .put(format!("{}/v1/collections/customers", api.url))
         .bearer_auth(&api.key)
@@ -195,9 +291,20 @@ async fn main() {
             async move {
                 let base = (w * 1_000_000) + i * BATCH;
                 let records: Vec<Value> = (0..BATCH).map(|j| record(base + j)).collect();
-                let v = api.post("/v1/collections/customers/records?purpose=billing", &json!({"records": records})).await;
+                let v = api
+                    .post(
+                        "/v1/collections/customers/records?purpose=billing",
+                        &json!({"records": records}),
+                    )
+                    .await;
                 let mut g = ids.lock().unwrap();
-                g.extend(v["records"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()));
+                g.extend(
+                    v["records"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["id"].as_str().unwrap().to_owned()),
+                );
                 BATCH
             }
         })
@@ -213,7 +320,10 @@ async fn main() {
                 let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
                 async move {
                     let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
-                    api.get(&format!("/v1/collections/customers/records/{id}?purpose=billing&view={view}")).await;
+                    api.get(&format!(
+                        "/v1/collections/customers/records/{id}?purpose=billing&view={view}"
+                    ))
+                    .await;
                     1
                 }
             })
@@ -245,7 +355,10 @@ async fn main() {
         handles.push(tokio::spawn(async move {
             let id = &ids[(i * 104_729) % ids.len()];
             let s = Instant::now();
-            api.get(&format!("/v1/collections/customers/records/{id}?purpose=billing&view=masked")).await;
+            api.get(&format!(
+                "/v1/collections/customers/records/{id}?purpose=billing&view=masked"
+            ))
+            .await;
             s.elapsed()
         }));
     }
@@ -253,24 +366,41 @@ async fn main() {
         lat.push(h.await.unwrap());
     }
     lat.sort();
-    let pct = |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
+    let pct =
+        |p: f64| lat[((lat.len() as f64 * p) as usize).min(lat.len() - 1)].as_secs_f64() * 1000.0;
 
-    println!("boveda vault API benchmark (one node, SQLite, HTTPS/1.1, client on the same machine)");
+    println!(
+        "boveda vault API benchmark (one node, SQLite, HTTPS/1.1, client on the same machine)"
+    );
     println!("records of 5 fields (email, phone, name, DNI, card); writes in batches of {BATCH}");
     println!();
     println!("ceiling, one core, same run ({n} records):");
     println!("  AEAD seal (DEK + wrap + 5 seals + 2 blind indexes)  {seal:>12.0} records/s");
     println!("  SQLite insert of the same bytes (txn of {BATCH})      {insert:>12.0} records/s");
-    println!("  => write ceiling (seal then insert)                 {write_ceiling:>12.0} records/s");
+    println!(
+        "  => write ceiling (seal then insert)                 {write_ceiling:>12.0} records/s"
+    );
     println!("  SQLite point reads (record + key row)               {read:>12.0} records/s");
     println!("  AEAD open (unwrap + 5 opens)                        {open:>12.0} records/s");
-    println!("  => read ceiling                                     {read_ceiling:>12.0} records/s");
+    println!(
+        "  => read ceiling                                     {read_ceiling:>12.0} records/s"
+    );
     println!();
     println!("through the HTTPS API:");
-    println!("  batch writes (4 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)", 100.0 * writes / write_ceiling);
+    println!(
+        "  batch writes (4 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)",
+        100.0 * writes / write_ceiling
+    );
     for (view, single, batch) in &reads {
         println!("  single reads, {view:<6} (8 clients)                {single:>12.0} requests/s");
-        println!("  batch reads of {BATCH}, {view:<6} (4 clients)           {batch:>12.0} records/s");
+        println!(
+            "  batch reads of {BATCH}, {view:<6} (4 clients)           {batch:>12.0} records/s"
+        );
     }
-    println!("  single read latency at 500 requests/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms", pct(0.50), pct(0.99), pct(1.0));
+    println!(
+        "  single read latency at 500 requests/s: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        pct(0.50),
+        pct(0.99),
+        pct(1.0)
+    );
 }
