@@ -72,6 +72,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     records_and_index(store, prefix).await;
     erasure_and_rewrap(store, prefix).await;
     tenant_isolation(store, prefix).await;
+    users_sessions_policies(store, prefix).await;
 }
 
 async fn meta(store: &dyn Store) {
@@ -489,5 +490,137 @@ async fn tenant_isolation(store: &dyn Store, p: &str) {
     assert_eq!(
         store.records(a.id, "customers", &[r.id]).await.unwrap(),
         vec![r]
+    );
+}
+
+async fn users_sessions_policies(store: &dyn Store, p: &str) {
+    let (t, k) = tenant(&format!("{p}-users"));
+    store.create_tenant(&t, &k).await.unwrap();
+    let u = UserRow {
+        tenant: t.id,
+        id: PrincipalId::generate(),
+        login_digest: b"login-1".to_vec(),
+        state: "{}".into(),
+        sealed: b"sealed".to_vec(),
+        version: 1,
+        created_at: now(),
+    };
+    store.create_user(&u).await.unwrap();
+    let dup = UserRow {
+        id: PrincipalId::generate(),
+        ..u.clone()
+    };
+    assert!(
+        matches!(store.create_user(&dup).await, Err(Error::Conflict(_))),
+        "one login per tenant"
+    );
+    assert_eq!(store.user(t.id, u.id).await.unwrap().as_ref(), Some(&u));
+    assert_eq!(
+        store
+            .user_by_login(t.id, b"login-1")
+            .await
+            .unwrap()
+            .as_ref(),
+        Some(&u)
+    );
+    assert_eq!(
+        store
+            .user_by_login(TenantId::generate(), b"login-1")
+            .await
+            .unwrap(),
+        None
+    );
+    assert_eq!(store.users(t.id).await.unwrap(), vec![u.clone()]);
+    let u2 = UserRow {
+        state: r#"{"failed":1}"#.into(),
+        version: 2,
+        ..u.clone()
+    };
+    assert!(store.update_user(&u2, 1).await.unwrap());
+    assert!(
+        !store
+            .update_user(
+                &UserRow {
+                    version: 3,
+                    ..u2.clone()
+                },
+                1
+            )
+            .await
+            .unwrap(),
+        "compare and swap"
+    );
+    assert_eq!(store.user(t.id, u.id).await.unwrap(), Some(u2));
+
+    let s = SessionRow {
+        token_hash: uuid::Uuid::now_v7().as_bytes().to_vec(),
+        tenant: t.id,
+        user: u.id,
+        created_at: now(),
+        last_seen_at: now(),
+        expires_at: now() + 1000,
+        mfa_at: now(),
+        revoked: false,
+    };
+    store.create_session(&s).await.unwrap();
+    assert_eq!(
+        store.session(&s.token_hash).await.unwrap().as_ref(),
+        Some(&s)
+    );
+    let touched = SessionRow {
+        last_seen_at: now() + 5,
+        mfa_at: now() + 5,
+        ..s.clone()
+    };
+    assert!(store.update_session(&touched).await.unwrap());
+    assert_eq!(store.session(&s.token_hash).await.unwrap(), Some(touched));
+    assert_eq!(store.revoke_sessions(t.id, u.id).await.unwrap(), 1);
+    assert_eq!(store.revoke_sessions(t.id, u.id).await.unwrap(), 0);
+    assert!(store.session(&s.token_hash).await.unwrap().unwrap().revoked);
+
+    assert_eq!(store.policy(t.id).await.unwrap(), None);
+    let pol = PolicyRow {
+        tenant: t.id,
+        version: 1,
+        document: "{}".into(),
+        created_by: "x".into(),
+        created_at: now(),
+    };
+    store.put_policy(&pol).await.unwrap();
+    assert!(matches!(
+        store.put_policy(&pol).await,
+        Err(Error::Conflict(_))
+    ));
+    let pol2 = PolicyRow {
+        version: 2,
+        document: r#"{"rules":[]}"#.into(),
+        ..pol
+    };
+    store.put_policy(&pol2).await.unwrap();
+    assert_eq!(store.policy(t.id).await.unwrap(), Some(pol2));
+
+    let (a, b) = (SubjectId::generate(), SubjectId::generate());
+    assert_eq!(
+        store
+            .note_subject_access(t.id, u.id, 20_000, &[a, b])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .note_subject_access(t.id, u.id, 20_000, &[a])
+            .await
+            .unwrap(),
+        2,
+        "distinct subjects"
+    );
+    assert_eq!(
+        store
+            .note_subject_access(t.id, u.id, 20_001, &[a])
+            .await
+            .unwrap(),
+        1,
+        "per day"
     );
 }

@@ -27,8 +27,8 @@ pub mod sqlite;
 pub use error::Error;
 pub use ids::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
-    CollectionRow, IndexEntry, KeyState, PrincipalRow, RecordRow, RetireOutcome, SubjectKeyRow,
-    TenantKeyRow, TenantRow,
+    CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow, RetireOutcome,
+    SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow, UserRow,
 };
 
 /// Result of store calls.
@@ -152,4 +152,41 @@ pub trait Store: Send + Sync + 'static {
         field: &str,
         limit: usize,
     ) -> Result<Vec<(Vec<u8>, u64)>>;
+
+    /// Creates a staff user. [`Error::Conflict`] when the tenant has a user with that login.
+    async fn create_user(&self, user: &UserRow) -> Result<()>;
+    /// One staff user of a tenant.
+    async fn user(&self, tenant: TenantId, id: PrincipalId) -> Result<Option<UserRow>>;
+    /// The staff user of a tenant with this login digest.
+    async fn user_by_login(&self, tenant: TenantId, login_digest: &[u8])
+    -> Result<Option<UserRow>>;
+    /// The staff users of a tenant, oldest first.
+    async fn users(&self, tenant: TenantId) -> Result<Vec<UserRow>>;
+    /// Replaces a user's state if its version is still `expected_version` (compare and swap:
+    /// lockout counters and TOTP steps stay right across nodes). False otherwise.
+    async fn update_user(&self, user: &UserRow, expected_version: i64) -> Result<bool>;
+
+    /// Stores a new session.
+    async fn create_session(&self, session: &SessionRow) -> Result<()>;
+    /// A session by its token's hash.
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
+    /// Saves a session's last use, MFA time and revocation. False if it does not exist.
+    async fn update_session(&self, session: &SessionRow) -> Result<bool>;
+    /// Revokes every session of a user; returns how many were live.
+    async fn revoke_sessions(&self, tenant: TenantId, user: PrincipalId) -> Result<u64>;
+
+    /// Stores a new policy version. [`Error::Conflict`] if the version exists.
+    async fn put_policy(&self, policy: &PolicyRow) -> Result<()>;
+    /// The latest policy version of a tenant.
+    async fn policy(&self, tenant: TenantId) -> Result<Option<PolicyRow>>;
+
+    /// Notes that a principal touched these subjects on `day` (days since the epoch) and
+    /// returns how many distinct subjects it has touched that day.
+    async fn note_subject_access(
+        &self,
+        tenant: TenantId,
+        principal: PrincipalId,
+        day: i64,
+        subjects: &[SubjectId],
+    ) -> Result<u64>;
 }

@@ -7,13 +7,15 @@
 //! advisory lock, so nodes starting together migrate once.
 
 use crate::{
-    CollectionRow, Error, IndexEntry, KeyState, PrincipalId, PrincipalRow, RecordId, RecordRow,
-    Result, RetireOutcome, Store, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
+    CollectionRow, Error, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId,
+    RecordRow, Result, RetireOutcome, SessionRow, Store, SubjectId, SubjectKeyRow, TenantId,
+    TenantKeyRow, TenantRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
 
-const DATA_MIGRATIONS: &[&str] = &[r#"
+const DATA_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
 CREATE TABLE tenants (
     id BYTEA PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings TEXT NOT NULL,
@@ -36,7 +38,26 @@ CREATE TABLE blind_index (
     tenant BYTEA NOT NULL, collection TEXT NOT NULL, field TEXT NOT NULL, digest BYTEA NOT NULL,
     record BYTEA NOT NULL, PRIMARY KEY (tenant, collection, field, digest, record));
 CREATE INDEX blind_index_record ON blind_index (tenant, collection, record);
-"#];
+"#,
+    r#"
+CREATE TABLE users (
+    tenant BYTEA NOT NULL, id BYTEA NOT NULL, login_digest BYTEA NOT NULL, state TEXT NOT NULL,
+    sealed BYTEA NOT NULL, version BIGINT NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE UNIQUE INDEX users_login ON users (tenant, login_digest);
+CREATE TABLE sessions (
+    token_hash BYTEA PRIMARY KEY, tenant BYTEA NOT NULL, user_id BYTEA NOT NULL,
+    created_at BIGINT NOT NULL, last_seen_at BIGINT NOT NULL, expires_at BIGINT NOT NULL,
+    mfa_at BIGINT NOT NULL, revoked BOOLEAN NOT NULL DEFAULT FALSE);
+CREATE INDEX sessions_user ON sessions (tenant, user_id);
+CREATE TABLE policies (
+    tenant BYTEA NOT NULL, version BIGINT NOT NULL, document TEXT NOT NULL,
+    created_by TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant, version));
+CREATE TABLE subject_access (
+    tenant BYTEA NOT NULL, principal BYTEA NOT NULL, day BIGINT NOT NULL, subject BYTEA NOT NULL,
+    PRIMARY KEY (tenant, principal, day, subject));
+"#,
+];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE tenant_keys (
@@ -206,6 +227,33 @@ fn to_record(r: &Row) -> Result<RecordRow> {
         version: r.try_get(6)?,
         created_at: r.try_get(7)?,
         updated_at: r.try_get(8)?,
+    })
+}
+
+const USER_COLUMNS: &str = "tenant, id, login_digest, state, sealed, version, created_at";
+
+fn to_user(r: &Row) -> Result<UserRow> {
+    Ok(UserRow {
+        tenant: TenantId::from_bytes(id16(r.try_get(0)?, "users")?),
+        id: PrincipalId::from_bytes(id16(r.try_get(1)?, "users")?),
+        login_digest: r.try_get(2)?,
+        state: r.try_get(3)?,
+        sealed: r.try_get(4)?,
+        version: r.try_get(5)?,
+        created_at: r.try_get(6)?,
+    })
+}
+
+fn to_session(r: &Row) -> Result<SessionRow> {
+    Ok(SessionRow {
+        token_hash: r.try_get(0)?,
+        tenant: TenantId::from_bytes(id16(r.try_get(1)?, "sessions")?),
+        user: PrincipalId::from_bytes(id16(r.try_get(2)?, "sessions")?),
+        created_at: r.try_get(3)?,
+        last_seen_at: r.try_get(4)?,
+        expires_at: r.try_get(5)?,
+        mfa_at: r.try_get(6)?,
+        revoked: r.try_get(7)?,
     })
 }
 
@@ -883,5 +931,170 @@ impl Store for PostgresStore {
             .iter()
             .map(|r| (r.get(0), r.get::<_, i64>(1) as u64))
             .collect())
+    }
+
+    async fn create_user(&self, u: &UserRow) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+            &[
+                &u.tenant.as_bytes().as_slice(),
+                &u.id.as_bytes().as_slice(),
+                &u.login_digest,
+                &u.state,
+                &u.sealed,
+                &u.version,
+                &u.created_at,
+            ],
+        )
+        .await
+        .map_err(|e| conflict(e, "user"))?;
+        Ok(())
+    }
+
+    async fn user(&self, tenant: TenantId, id: PrincipalId) -> Result<Option<UserRow>> {
+        let c = self.data.get().await?;
+        c.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND id = $2"),
+            &[&tenant.as_bytes().as_slice(), &id.as_bytes().as_slice()],
+        )
+        .await?
+        .map(|r| to_user(&r))
+        .transpose()
+    }
+
+    async fn user_by_login(
+        &self,
+        tenant: TenantId,
+        login_digest: &[u8],
+    ) -> Result<Option<UserRow>> {
+        let c = self.data.get().await?;
+        c.query_opt(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 AND login_digest = $2"),
+            &[&tenant.as_bytes().as_slice(), &login_digest],
+        )
+        .await?
+        .map(|r| to_user(&r))
+        .transpose()
+    }
+
+    async fn users(&self, tenant: TenantId) -> Result<Vec<UserRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = $1 ORDER BY created_at, id"),
+            &[&tenant.as_bytes().as_slice()],
+        )
+        .await?
+        .iter()
+        .map(to_user)
+        .collect()
+    }
+
+    async fn update_user(&self, u: &UserRow, expected_version: i64) -> Result<bool> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE users SET login_digest = $3, state = $4, sealed = $5, version = $6
+             WHERE tenant = $1 AND id = $2 AND version = $7",
+            &[
+                &u.tenant.as_bytes().as_slice(),
+                &u.id.as_bytes().as_slice(),
+                &u.login_digest,
+                &u.state,
+                &u.sealed,
+                &u.version,
+                &expected_version,
+            ],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn create_session(&self, s: &SessionRow) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO sessions (token_hash, tenant, user_id, created_at, last_seen_at, expires_at, mfa_at, revoked)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            &[&s.token_hash, &s.tenant.as_bytes().as_slice(), &s.user.as_bytes().as_slice(), &s.created_at, &s.last_seen_at, &s.expires_at, &s.mfa_at, &s.revoked],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let c = self.data.get().await?;
+        c.query_opt(
+            "SELECT token_hash, tenant, user_id, created_at, last_seen_at, expires_at, mfa_at, revoked FROM sessions WHERE token_hash = $1",
+            &[&token_hash],
+        )
+        .await?
+        .map(|r| to_session(&r))
+        .transpose()
+    }
+
+    async fn update_session(&self, s: &SessionRow) -> Result<bool> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE sessions SET last_seen_at = $2, mfa_at = $3, revoked = $4 WHERE token_hash = $1",
+            &[&s.token_hash, &s.last_seen_at, &s.mfa_at, &s.revoked],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn revoke_sessions(&self, tenant: TenantId, user: PrincipalId) -> Result<u64> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE sessions SET revoked = TRUE WHERE tenant = $1 AND user_id = $2 AND NOT revoked",
+            &[&tenant.as_bytes().as_slice(), &user.as_bytes().as_slice()],
+        )
+        .await?)
+    }
+
+    async fn put_policy(&self, p: &PolicyRow) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO policies (tenant, version, document, created_by, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&p.tenant.as_bytes().as_slice(), &p.version, &p.document, &p.created_by, &p.created_at],
+        )
+        .await
+        .map_err(|e| conflict(e, "policy version"))?;
+        Ok(())
+    }
+
+    async fn policy(&self, tenant: TenantId) -> Result<Option<PolicyRow>> {
+        let c = self.data.get().await?;
+        Ok(c
+            .query_opt(
+                "SELECT version, document, created_by, created_at FROM policies WHERE tenant = $1 ORDER BY version DESC LIMIT 1",
+                &[&tenant.as_bytes().as_slice()],
+            )
+            .await?
+            .map(|r| PolicyRow { tenant, version: r.get(0), document: r.get(1), created_by: r.get(2), created_at: r.get(3) }))
+    }
+
+    async fn note_subject_access(
+        &self,
+        tenant: TenantId,
+        principal: PrincipalId,
+        day: i64,
+        subjects: &[SubjectId],
+    ) -> Result<u64> {
+        let c = self.data.get().await?;
+        let (t, p) = (
+            tenant.as_bytes().as_slice(),
+            principal.as_bytes().as_slice(),
+        );
+        let ids: Vec<&[u8]> = subjects.iter().map(|s| s.as_bytes().as_slice()).collect();
+        c.execute(
+            "INSERT INTO subject_access (tenant, principal, day, subject)
+             SELECT $1, $2, $3, s FROM UNNEST($4::bytea[]) AS s ON CONFLICT DO NOTHING",
+            &[&t, &p, &day, &ids],
+        )
+        .await?;
+        let n: i64 = c
+            .query_one("SELECT COUNT(*) FROM subject_access WHERE tenant = $1 AND principal = $2 AND day = $3", &[&t, &p, &day])
+            .await?
+            .get(0);
+        Ok(n as u64)
     }
 }

@@ -167,3 +167,59 @@ pub struct IndexEntry {
     /// Record.
     pub record: RecordId,
 }
+
+/// A staff user. Personal values (name, email, TOTP secret) are sealed in `sealed`; the login
+/// is found by a keyed digest of the normalised email.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Id (also the subject id of the user's own DEK).
+    pub id: PrincipalId,
+    /// Keyed digest of the lower-cased email.
+    pub login_digest: Vec<u8>,
+    /// Non-personal state (JSON): roles, password hash, MFA, lockout, eligibility.
+    pub state: String,
+    /// Sealed personal fields, opaque to the store.
+    pub sealed: Vec<u8>,
+    /// Increments on every change.
+    pub version: i64,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+}
+
+/// A staff session, found by its token's hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRow {
+    /// SHA-256 of the session token.
+    pub token_hash: Vec<u8>,
+    /// Tenant.
+    pub tenant: TenantId,
+    /// User.
+    pub user: PrincipalId,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
+    /// Last use, Unix milliseconds (idle timeout).
+    pub last_seen_at: i64,
+    /// Absolute end, Unix milliseconds.
+    pub expires_at: i64,
+    /// Last MFA check, Unix milliseconds (step-up).
+    pub mfa_at: i64,
+    /// Revoked sessions do not authenticate.
+    pub revoked: bool,
+}
+
+/// One version of a tenant's policy document.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PolicyRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Version, from 1.
+    pub version: i64,
+    /// The document (JSON).
+    pub document: String,
+    /// Who applied it (principal id).
+    pub created_by: String,
+    /// When, Unix milliseconds.
+    pub created_at: i64,
+}

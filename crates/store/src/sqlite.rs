@@ -7,15 +7,17 @@
 //! has one writer anyway) and a few reader connections; calls run on the blocking pool.
 
 use crate::{
-    CollectionRow, Error, IndexEntry, KeyState, PrincipalId, PrincipalRow, RecordId, RecordRow,
-    Result, RetireOutcome, Store, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
+    CollectionRow, Error, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId,
+    RecordRow, Result, RetireOutcome, SessionRow, Store, SubjectId, SubjectKeyRow, TenantId,
+    TenantKeyRow, TenantRow, UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-const DATA_MIGRATIONS: &[&str] = &[r#"
+const DATA_MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
 CREATE TABLE tenants (
     id BLOB PRIMARY KEY, name TEXT NOT NULL UNIQUE, settings TEXT NOT NULL,
@@ -38,7 +40,26 @@ CREATE TABLE blind_index (
     tenant BLOB NOT NULL, collection TEXT NOT NULL, field TEXT NOT NULL, digest BLOB NOT NULL,
     record BLOB NOT NULL, PRIMARY KEY (tenant, collection, field, digest, record)) WITHOUT ROWID;
 CREATE INDEX blind_index_record ON blind_index (tenant, collection, record);
-"#];
+"#,
+    r#"
+CREATE TABLE users (
+    tenant BLOB NOT NULL, id BLOB NOT NULL, login_digest BLOB NOT NULL, state TEXT NOT NULL,
+    sealed BLOB NOT NULL, version INTEGER NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, id));
+CREATE UNIQUE INDEX users_login ON users (tenant, login_digest);
+CREATE TABLE sessions (
+    token_hash BLOB PRIMARY KEY, tenant BLOB NOT NULL, user_id BLOB NOT NULL,
+    created_at INTEGER NOT NULL, last_seen_at INTEGER NOT NULL, expires_at INTEGER NOT NULL,
+    mfa_at INTEGER NOT NULL, revoked INTEGER NOT NULL DEFAULT 0);
+CREATE INDEX sessions_user ON sessions (tenant, user_id);
+CREATE TABLE policies (
+    tenant BLOB NOT NULL, version INTEGER NOT NULL, document TEXT NOT NULL,
+    created_by TEXT NOT NULL, created_at INTEGER NOT NULL, PRIMARY KEY (tenant, version));
+CREATE TABLE subject_access (
+    tenant BLOB NOT NULL, principal BLOB NOT NULL, day INTEGER NOT NULL, subject BLOB NOT NULL,
+    PRIMARY KEY (tenant, principal, day, subject)) WITHOUT ROWID;
+"#,
+];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
 CREATE TABLE tenant_keys (
@@ -305,6 +326,49 @@ fn to_record(r: RecordTuple) -> Result<RecordRow> {
         version: r.6,
         created_at: r.7,
         updated_at: r.8,
+    })
+}
+
+type UserTuple = (Vec<u8>, Vec<u8>, Vec<u8>, String, Vec<u8>, i64, i64);
+
+const USER_COLUMNS: &str = "tenant, id, login_digest, state, sealed, version, created_at";
+
+fn user_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<UserTuple> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+    ))
+}
+
+fn to_user(u: UserTuple) -> Result<UserRow> {
+    Ok(UserRow {
+        tenant: TenantId::from_bytes(id16(u.0, "users")?),
+        id: PrincipalId::from_bytes(id16(u.1, "users")?),
+        login_digest: u.2,
+        state: u.3,
+        sealed: u.4,
+        version: u.5,
+        created_at: u.6,
+    })
+}
+
+type SessionTuple = (Vec<u8>, Vec<u8>, Vec<u8>, i64, i64, i64, i64, bool);
+
+fn to_session(s: SessionTuple) -> Result<SessionRow> {
+    Ok(SessionRow {
+        token_hash: s.0,
+        tenant: TenantId::from_bytes(id16(s.1, "sessions")?),
+        user: PrincipalId::from_bytes(id16(s.2, "sessions")?),
+        created_at: s.3,
+        last_seen_at: s.4,
+        expires_at: s.5,
+        mfa_at: s.6,
+        revoked: s.7,
     })
 }
 
@@ -1039,6 +1103,218 @@ impl Store for SqliteStore {
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
+            })
+            .await
+    }
+
+    async fn create_user(&self, u: &UserRow) -> Result<()> {
+        let u = u.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    &format!(
+                        "INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+                    ),
+                    params![
+                        u.tenant.as_bytes().as_slice(),
+                        u.id.as_bytes().as_slice(),
+                        u.login_digest,
+                        u.state,
+                        u.sealed,
+                        u.version,
+                        u.created_at
+                    ],
+                )
+                .map_err(|e| match Error::from(e) {
+                    Error::Conflict(_) => Error::Conflict("user"),
+                    other => other,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn user(&self, tenant: TenantId, id: PrincipalId) -> Result<Option<UserRow>> {
+        self.data
+            .read(move |c| {
+                c.query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE tenant = ?1 AND id = ?2"),
+                    params![tenant.as_bytes().as_slice(), id.as_bytes().as_slice()],
+                    user_row,
+                )
+                .optional()?
+                .map(to_user)
+                .transpose()
+            })
+            .await
+    }
+
+    async fn user_by_login(
+        &self,
+        tenant: TenantId,
+        login_digest: &[u8],
+    ) -> Result<Option<UserRow>> {
+        let d = login_digest.to_vec();
+        self.data
+            .read(move |c| {
+                c.query_row(
+                    &format!(
+                        "SELECT {USER_COLUMNS} FROM users WHERE tenant = ?1 AND login_digest = ?2"
+                    ),
+                    params![tenant.as_bytes().as_slice(), d],
+                    user_row,
+                )
+                .optional()?
+                .map(to_user)
+                .transpose()
+            })
+            .await
+    }
+
+    async fn users(&self, tenant: TenantId) -> Result<Vec<UserRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {USER_COLUMNS} FROM users WHERE tenant = ?1 ORDER BY created_at, id"
+                ))?;
+                let rows = st
+                    .query_map([tenant.as_bytes().as_slice()], user_row)?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_user).collect()
+            })
+            .await
+    }
+
+    async fn update_user(&self, u: &UserRow, expected_version: i64) -> Result<bool> {
+        let u = u.clone();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE users SET login_digest = ?3, state = ?4, sealed = ?5, version = ?6
+                     WHERE tenant = ?1 AND id = ?2 AND version = ?7",
+                    params![
+                        u.tenant.as_bytes().as_slice(),
+                        u.id.as_bytes().as_slice(),
+                        u.login_digest,
+                        u.state,
+                        u.sealed,
+                        u.version,
+                        expected_version
+                    ],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn create_session(&self, s: &SessionRow) -> Result<()> {
+        let s = s.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO sessions (token_hash, tenant, user_id, created_at, last_seen_at, expires_at, mfa_at, revoked)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![s.token_hash, s.tenant.as_bytes().as_slice(), s.user.as_bytes().as_slice(), s.created_at, s.last_seen_at, s.expires_at, s.mfa_at, s.revoked],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>> {
+        let h = token_hash.to_vec();
+        self.data
+            .read(move |c| {
+                c.query_row(
+                    "SELECT token_hash, tenant, user_id, created_at, last_seen_at, expires_at, mfa_at, revoked
+                     FROM sessions WHERE token_hash = ?1",
+                    [h],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?)),
+                )
+                .optional()?
+                .map(to_session)
+                .transpose()
+            })
+            .await
+    }
+
+    async fn update_session(&self, s: &SessionRow) -> Result<bool> {
+        let s = s.clone();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE sessions SET last_seen_at = ?2, mfa_at = ?3, revoked = ?4 WHERE token_hash = ?1",
+                    params![s.token_hash, s.last_seen_at, s.mfa_at, s.revoked],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn revoke_sessions(&self, tenant: TenantId, user: PrincipalId) -> Result<u64> {
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE sessions SET revoked = 1 WHERE tenant = ?1 AND user_id = ?2 AND revoked = 0",
+                    params![tenant.as_bytes().as_slice(), user.as_bytes().as_slice()],
+                )? as u64)
+            })
+            .await
+    }
+
+    async fn put_policy(&self, p: &PolicyRow) -> Result<()> {
+        let p = p.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO policies (tenant, version, document, created_by, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![p.tenant.as_bytes().as_slice(), p.version, p.document, p.created_by, p.created_at],
+                )
+                .map_err(|e| match Error::from(e) {
+                    Error::Conflict(_) => Error::Conflict("policy version"),
+                    other => other,
+                })?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn policy(&self, tenant: TenantId) -> Result<Option<PolicyRow>> {
+        self.data
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT version, document, created_by, created_at FROM policies WHERE tenant = ?1 ORDER BY version DESC LIMIT 1",
+                    [tenant.as_bytes().as_slice()],
+                    |r| Ok(PolicyRow { tenant, version: r.get(0)?, document: r.get(1)?, created_by: r.get(2)?, created_at: r.get(3)? }),
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn note_subject_access(
+        &self,
+        tenant: TenantId,
+        principal: PrincipalId,
+        day: i64,
+        subjects: &[SubjectId],
+    ) -> Result<u64> {
+        let subjects = subjects.to_vec();
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let (t, p) = (tenant.as_bytes().as_slice(), principal.as_bytes().as_slice());
+                {
+                    let mut st = tx.prepare_cached("INSERT OR IGNORE INTO subject_access (tenant, principal, day, subject) VALUES (?1, ?2, ?3, ?4)")?;
+                    for s in &subjects {
+                        st.execute(params![t, p, day, s.as_bytes().as_slice()])?;
+                    }
+                }
+                let n: u64 = tx.query_row(
+                    "SELECT COUNT(*) FROM subject_access WHERE tenant = ?1 AND principal = ?2 AND day = ?3",
+                    params![t, p, day],
+                    |r| r.get(0),
+                )?;
+                tx.commit()?;
+                Ok(n)
             })
             .await
     }
