@@ -106,8 +106,22 @@ impl Api {
             (Some(f), _) => std::fs::read_to_string(f)
                 .with_context(|| format!("cannot read token file {}", f.display()))?,
             (None, Ok(t)) => t,
-            (None, Err(_)) => bail!("no credential: set BOVEDA_TOKEN or --token-file"),
+            (None, Err(_)) => match std::fs::read_to_string(session_file()) {
+                Ok(t) => t,
+                Err(_) => bail!(
+                    "no credential: set BOVEDA_TOKEN, pass --token-file, or run `boveda login`"
+                ),
+            },
         };
+        Self::with_token(c, token)
+    }
+
+    /// A client for the public routes (login, invitations), which take no credential.
+    fn public(c: &Connection) -> anyhow::Result<Self> {
+        Self::with_token(c, String::new())
+    }
+
+    fn with_token(c: &Connection, token: String) -> anyhow::Result<Self> {
         let ca = c.ca_cert.clone().or_else(|| {
             let dev = PathBuf::from("./boveda-data/tls/dev-cert.pem");
             dev.exists().then_some(dev)
@@ -135,10 +149,10 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.url))
-            .bearer_auth(self.token.as_str());
+        let mut req = self.http.request(method, format!("{}{path}", self.url));
+        if !self.token.is_empty() {
+            req = req.bearer_auth(self.token.as_str());
+        }
         if let Some(b) = body {
             req = req.json(&b);
         }
@@ -356,5 +370,361 @@ pub(crate) async fn keys(c: &Connection, cmd: KeysCommand) -> anyhow::Result<Exi
         }
         out
     });
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Where `boveda login` keeps the session token: the user's config directory, mode 0600.
+pub(crate) fn session_file() -> PathBuf {
+    let base = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("boveda").join("session")
+}
+
+/// Reads `n` lines from standard input: secrets and personal data never come from argv.
+fn stdin_lines(n: usize, what: &str) -> anyhow::Result<Vec<zeroize::Zeroizing<String>>> {
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        let mut line = zeroize::Zeroizing::new(String::new());
+        std::io::stdin().read_line(&mut line)?;
+        let t = line.trim_end_matches(['\r', '\n']).to_owned();
+        if t.is_empty() {
+            bail!("expected {what} on standard input, one per line");
+        }
+        out.push(zeroize::Zeroizing::new(t));
+    }
+    Ok(out)
+}
+
+#[derive(Subcommand)]
+pub(crate) enum UserCommand {
+    /// Invite a staff user: email and name on standard input, one per line.
+    Invite {
+        /// Roles, comma-separated.
+        #[arg(long, value_delimiter = ',', required = true)]
+        roles: Vec<String>,
+    },
+    /// List staff users.
+    List,
+    /// Show one user.
+    Show {
+        /// User id.
+        id: String,
+    },
+    /// Change roles, force a password change, disable or enable.
+    Update {
+        /// User id.
+        id: String,
+        /// New roles, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Require a password change.
+        #[arg(long)]
+        must_change_password: bool,
+        /// Disable the account (and end its sessions).
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        /// Enable the account.
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Replace agreements and trainings from a JSON file.
+    Eligibility {
+        /// User id.
+        id: String,
+        /// `{"agreements": [...], "trainings": [...]}`.
+        file: PathBuf,
+    },
+    /// Revoke every session of a user.
+    RevokeSessions {
+        /// User id.
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub(crate) enum MfaCommand {
+    /// Accept an invitation: the invitation and a new password on standard input. Prints the
+    /// otpauth URI for the authenticator app and writes its QR code.
+    AcceptInvite {
+        /// Where to write the QR code (SVG).
+        #[arg(long, default_value = "boveda-totp.svg")]
+        qr: PathBuf,
+    },
+    /// Confirm enrolment: the invitation and a first code on standard input. Prints recovery
+    /// codes once.
+    Confirm,
+    /// Step up: a fresh code on standard input.
+    StepUp,
+}
+
+#[derive(Subcommand)]
+pub(crate) enum PolicyCommand {
+    /// Apply a policy document (TOML or JSON).
+    Apply {
+        /// The file.
+        file: PathBuf,
+    },
+    /// Show the current policy.
+    Show,
+    /// Explain a decision.
+    Explain {
+        /// A staff user whose roles and eligibility to use.
+        #[arg(long)]
+        user: Option<String>,
+        /// Roles to use instead, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        roles: Vec<String>,
+        /// Action.
+        #[arg(long)]
+        action: String,
+        /// Collection.
+        #[arg(long)]
+        collection: String,
+        /// Field.
+        #[arg(long)]
+        field: Option<String>,
+        /// Purpose.
+        #[arg(long)]
+        purpose: String,
+        /// Minutes since the last MFA check.
+        #[arg(long)]
+        mfa_age_minutes: Option<u32>,
+    },
+}
+
+/// `boveda login`: email on the command line is avoided too; tenant id as a flag, then email,
+/// password and a TOTP (or recovery) code on standard input.
+pub(crate) async fn login(c: &Connection, tenant: &str) -> anyhow::Result<ExitCode> {
+    let api = Api::public(c)?;
+    let lines = stdin_lines(3, "email, password and TOTP code")?;
+    let v = api
+        .call(
+            reqwest::Method::POST,
+            "/v1/auth/login",
+            Some(json!({"tenant_id": tenant, "email": lines[0].as_str(), "password": lines[1].as_str(), "code": lines[2].as_str()})),
+        )
+        .await?;
+    let token = v["session_token"].as_str().unwrap_or_default();
+    let path = session_file();
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let _ = std::fs::remove_file(&path);
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create_new(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+        opts.open(&path)?.write_all(token.as_bytes())?;
+    }
+    let mut shown = v.clone();
+    shown["session_token"] = json!(format!("saved to {}", path.display()));
+    api.print(&shown, |v| {
+        let mut out = format!("logged in; session saved to {}", path.display());
+        if v["password_change_required"] == true {
+            out.push_str("\nyour password must be changed before anything else");
+        } else if v["password_change_recommended"] == true {
+            out.push_str("\nyour password is old: consider changing it");
+        }
+        out
+    });
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn user(c: &Connection, cmd: UserCommand) -> anyhow::Result<ExitCode> {
+    let api = Api::new(c)?;
+    let v = match cmd {
+        UserCommand::Invite { roles } => {
+            let lines = stdin_lines(2, "email and name")?;
+            api.call(
+                reqwest::Method::POST,
+                "/v1/users",
+                Some(
+                    json!({"email": lines[0].as_str(), "name": lines[1].as_str(), "roles": roles}),
+                ),
+            )
+            .await?
+        }
+        UserCommand::List => api.call(reqwest::Method::GET, "/v1/users", None).await?,
+        UserCommand::Show { id } => {
+            api.call(reqwest::Method::GET, &format!("/v1/users/{id}"), None)
+                .await?
+        }
+        UserCommand::Update {
+            id,
+            roles,
+            must_change_password,
+            disable,
+            enable,
+        } => {
+            let mut body = json!({});
+            if !roles.is_empty() {
+                body["roles"] = json!(roles);
+            }
+            if must_change_password {
+                body["must_change_password"] = json!(true);
+            }
+            if disable || enable {
+                body["disabled"] = json!(disable);
+            }
+            api.call(
+                reqwest::Method::PATCH,
+                &format!("/v1/users/{id}"),
+                Some(body),
+            )
+            .await?
+        }
+        UserCommand::Eligibility { id, file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            api.call(
+                reqwest::Method::PUT,
+                &format!("/v1/users/{id}/eligibility"),
+                Some(body),
+            )
+            .await?
+        }
+        UserCommand::RevokeSessions { id } => {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/users/{id}/sessions/revoke"),
+                None,
+            )
+            .await?
+        }
+    };
+    api.print(&v, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn mfa(c: &Connection, cmd: MfaCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        MfaCommand::AcceptInvite { qr } => {
+            let api = Api::public(c)?;
+            let lines = stdin_lines(2, "invitation and new password")?;
+            let v = api
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/auth/invite/accept",
+                    Some(json!({"invite": lines[0].as_str(), "password": lines[1].as_str()})),
+                )
+                .await?;
+            std::fs::write(&qr, v["qr_svg"].as_str().unwrap_or_default())
+                .with_context(|| format!("cannot write {}", qr.display()))?;
+            api.print(&v, |v| {
+                format!(
+                    "add this to your authenticator app (QR code in {}):\n{}",
+                    qr.display(),
+                    v["otpauth_uri"].as_str().unwrap_or("")
+                )
+            });
+        }
+        MfaCommand::Confirm => {
+            let api = Api::public(c)?;
+            let lines = stdin_lines(2, "invitation and code")?;
+            let v = api
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/auth/mfa/confirm",
+                    Some(json!({"invite": lines[0].as_str(), "code": lines[1].as_str()})),
+                )
+                .await?;
+            api.print(&v, |v| {
+                let codes: Vec<&str> = v["recovery_codes"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(Value::as_str)
+                    .collect();
+                format!(
+                    "enrolled. recovery codes (shown once, keep them safe):\n{}",
+                    codes.join("\n")
+                )
+            });
+        }
+        MfaCommand::StepUp => {
+            let api = Api::new(c)?;
+            let lines = stdin_lines(1, "a TOTP code")?;
+            let v = api
+                .call(
+                    reqwest::Method::POST,
+                    "/v1/auth/step-up",
+                    Some(json!({"code": lines[0].as_str()})),
+                )
+                .await?;
+            api.print(&v, |_| "MFA confirmed".to_owned());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) async fn policy(c: &Connection, cmd: PolicyCommand) -> anyhow::Result<ExitCode> {
+    let api = Api::new(c)?;
+    let v = match cmd {
+        PolicyCommand::Apply { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let body: Value = if file.extension().is_some_and(|e| e == "json") {
+                serde_json::from_str(&text)
+                    .with_context(|| format!("{} is not JSON", file.display()))?
+            } else {
+                let t: toml::Table = toml::from_str(&text)
+                    .with_context(|| format!("{} is not valid TOML", file.display()))?;
+                serde_json::to_value(t)?
+            };
+            api.call(reqwest::Method::PUT, "/v1/policy", Some(body))
+                .await?
+        }
+        PolicyCommand::Show => api.call(reqwest::Method::GET, "/v1/policy", None).await?,
+        PolicyCommand::Explain {
+            user,
+            roles,
+            action,
+            collection,
+            field,
+            purpose,
+            mfa_age_minutes,
+        } => {
+            let mut body = json!({"action": action, "collection": collection, "purpose": purpose});
+            if let Some(u) = user {
+                body["user_id"] = json!(u);
+            }
+            if !roles.is_empty() {
+                body["roles"] = json!(roles);
+            }
+            if let Some(f) = field {
+                body["field"] = json!(f);
+            }
+            if let Some(m) = mfa_age_minutes {
+                body["mfa_age_minutes"] = json!(m);
+            }
+            let v = api
+                .call(reqwest::Method::POST, "/v1/policy/explain", Some(body))
+                .await?;
+            let code = if v["decision"] == "allow" { 0 } else { 1 };
+            api.print(&v, |v| match v["decision"].as_str() {
+                Some("allow") => format!(
+                    "allow by rule `{}` up to view {}",
+                    v["rule"].as_str().unwrap_or(""),
+                    v["view"].as_str().unwrap_or("")
+                ),
+                _ => format!(
+                    "deny ({}); missing: {}",
+                    v["rule"]
+                        .as_str()
+                        .map_or("no rule allows".to_owned(), |r| format!("rule `{r}`")),
+                    v["missing"]
+                ),
+            });
+            // Exit 1 for a refusal: `explain` is a check.
+            return Ok(ExitCode::from(code));
+        }
+    };
+    api.print(&v, |v| serde_json::to_string_pretty(v).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }

@@ -62,6 +62,35 @@ enum Command {
         #[command(flatten)]
         conn: client::Connection,
     },
+    /// Log in as a staff user; keeps the session in the user's config directory (0600).
+    Login {
+        /// Tenant id.
+        #[arg(long)]
+        tenant: String,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// Staff users.
+    User {
+        #[command(subcommand)]
+        command: client::UserCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// TOTP enrolment and step-up.
+    Mfa {
+        #[command(subcommand)]
+        command: client::MfaCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
+    /// The tenant's access policy.
+    Policy {
+        #[command(subcommand)]
+        command: client::PolicyCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
     /// Tenant keys.
     Keys {
         #[command(subcommand)]
@@ -144,7 +173,10 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("cannot listen on {} (server.listen)", cfg.server.listen))?;
     announce(&cfg, &p, listener.local_addr()?);
-    let state = boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes);
+    let mut state = boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes);
+    state.auth_limit = std::sync::Arc::new(boveda_server::RateLimit::new(
+        cfg.server.auth_rate_per_minute,
+    ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let job = tokio::spawn(boveda_server::setup::rewrap_job(
         p.vault.clone(),
@@ -203,6 +235,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Collection { command, conn } => return client::collection(&conn, command).await,
         Command::Keys { command, conn } => return client::keys(&conn, command).await,
+        Command::Login { tenant, conn } => return client::login(&conn, &tenant).await,
+        Command::User { command, conn } => return client::user(&conn, command).await,
+        Command::Mfa { command, conn } => return client::mfa(&conn, command).await,
+        Command::Policy { command, conn } => return client::policy(&conn, command).await,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -44,6 +44,31 @@ pub enum Error {
     /// Stored data that does not open: tampering, a wrong root key, or a bug.
     #[error("stored data failed integrity checks ({0})")]
     Integrity(&'static str),
+    /// Wrong or unknown credentials, a locked or disabled account: one answer for all.
+    #[error("invalid credentials")]
+    InvalidCredentials,
+    /// A new password breaks a rule; the message names it.
+    #[error("password refused: {0}")]
+    PasswordRule(String),
+    /// A staff user must change the password before anything else.
+    #[error("a password change is required before anything else: POST /v1/auth/password")]
+    PasswordChangeRequired,
+    /// Staff eligibility (agreement, training) is missing or expired.
+    #[error("data access needs {}", .0.join(" and "))]
+    EligibilityRequired(Vec<&'static str>),
+    /// The tenant's policy refuses.
+    #[error("{}", describe_denial(rule.as_deref(), missing))]
+    Denied {
+        /// The deny rule, or `None` when no rule allows.
+        rule: Option<String>,
+        /// Conditions that would have allowed it.
+        missing: Vec<String>,
+        /// Only a fresh MFA check is missing.
+        step_up: bool,
+    },
+    /// A policy document that does not validate.
+    #[error("policy document: {0}")]
+    PolicyDocument(String),
     /// A bug: please report.
     #[error("internal error ({0}); please report")]
     Internal(&'static str),
@@ -88,4 +113,16 @@ pub(crate) fn safe_name(name: &str) -> String {
     } else {
         "<invalid name>".to_owned()
     }
+}
+
+fn describe_denial(rule: Option<&str>, missing: &[String]) -> String {
+    let mut m = match rule {
+        Some(r) => format!("refused by policy rule `{r}`"),
+        None => "no policy rule allows this".to_owned(),
+    };
+    if !missing.is_empty() {
+        m.push_str("; missing: ");
+        m.push_str(&missing.join(", "));
+    }
+    m
 }

@@ -15,16 +15,23 @@
 //! # let _ = operator_token; Ok(()) }
 //! ```
 
+mod access;
 mod error;
 pub mod phone;
 mod principal;
 pub mod schema;
+mod staff;
 pub mod values;
 mod vault;
 
+pub use access::{DEFAULT_POLICY, ExplainRequest, Explanation, PolicyView};
+pub use boveda_policy::{Action, Policy};
 pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use error::Error;
-pub use principal::{Caller, Grants, Principal, PrincipalKind, Scope};
+pub use principal::{BUILTIN_ROLES, Caller, Grants, Principal, PrincipalKind, Scope, StaffSession};
+pub use staff::{
+    Agreement, Eligibility, Enrollment, Invited, LOCK_AFTER, LoginResult, Training, User, UserPatch,
+};
 pub use values::View;
 pub use vault::{
     Collection, Count, KeyStatus, KeyVersion, NewRecord, NewServiceAccount, RecordView,

@@ -1,8 +1,9 @@
 //! Who is calling: principals, their grants, and the per-request context every vault call takes.
 //!
-//! Today a principal is a platform operator or a service account with scopes; staff users with
-//! roles, MFA and policies slot in as another [`PrincipalKind`] and a policy decision in place of
-//! [`Grants::allows`], without changing the calls that take a [`Caller`].
+//! A principal is a platform operator, a service account (API key with scopes and roles) or a
+//! staff user (password + TOTP session with roles). Data calls are decided by the tenant's
+//! policy over the principal's roles; scopes and the view cap of service accounts bound that
+//! further.
 
 use crate::View;
 use boveda_store::{PrincipalId, TenantId};
@@ -16,6 +17,8 @@ pub enum PrincipalKind {
     Operator,
     /// A program with an API key, in one tenant.
     Service,
+    /// A person with a password and TOTP, in one tenant.
+    Staff,
 }
 
 impl PrincipalKind {
@@ -24,6 +27,7 @@ impl PrincipalKind {
         match self {
             PrincipalKind::Operator => "operator",
             PrincipalKind::Service => "service",
+            PrincipalKind::Staff => "staff",
         }
     }
 }
@@ -70,7 +74,7 @@ impl Scope {
     }
 }
 
-/// What a principal may do.
+/// What a principal may do, besides what the policy says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Grants {
@@ -78,6 +82,40 @@ pub struct Grants {
     pub scopes: Vec<Scope>,
     /// The most revealing view this principal may get.
     pub max_view: View,
+    /// Roles the tenant's policy matches on (`service` for service accounts by default).
+    #[serde(default = "default_roles")]
+    pub roles: Vec<String>,
+}
+
+fn default_roles() -> Vec<String> {
+    vec!["service".to_owned()]
+}
+
+/// The built-in roles (custom roles are any other name).
+pub const BUILTIN_ROLES: [&str; 8] = [
+    "platform_operator",
+    "tenant_admin",
+    "privacy_officer",
+    "security_responder",
+    "auditor",
+    "support_agent",
+    "analyst",
+    "service",
+];
+
+/// A staff session's facts that decisions need.
+#[derive(Debug, Clone)]
+pub struct StaffSession {
+    /// SHA-256 of the session token.
+    pub token_hash: Vec<u8>,
+    /// Last MFA check, Unix milliseconds.
+    pub mfa_at_ms: i64,
+    /// A password change is required before anything else.
+    pub must_change_password: bool,
+    /// A current confidentiality agreement is on file.
+    pub agreement_current: bool,
+    /// Current training is on file.
+    pub training_current: bool,
 }
 
 impl Grants {
@@ -100,6 +138,15 @@ pub struct Principal {
     pub name: String,
     /// Grants.
     pub grants: Grants,
+    /// For staff: the session and eligibility facts.
+    pub staff: Option<StaffSession>,
+}
+
+impl Principal {
+    /// Whether the principal holds a role.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.grants.roles.iter().any(|r| r == role)
+    }
 }
 
 /// The context of one request: who, which request, from where.

@@ -37,40 +37,7 @@ pub enum FieldType {
     Date,
 }
 
-/// The category of personal information a field holds (GB/T 35273 and GDPR Art. 9 classes).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Category {
-    /// Who a person is.
-    Identity,
-    /// How to reach a person.
-    Contact,
-    /// Money.
-    Financial,
-    /// Health.
-    Health,
-    /// Biometrics.
-    Biometric,
-    /// Where a person is or was.
-    Location,
-    /// Information of minors.
-    Minors,
-    /// Anything else.
-    Other,
-}
-
-/// Sensitivity grade: L1 public … L4 highly sensitive. Ordered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-pub enum Grade {
-    /// Public.
-    L1,
-    /// Internal.
-    L2,
-    /// Sensitive.
-    L3,
-    /// Highly sensitive.
-    L4,
-}
+pub use boveda_policy::{Category, Grade};
 
 /// One field of a collection.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

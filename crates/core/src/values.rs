@@ -7,31 +7,8 @@
 use crate::schema::{FieldSpec, FieldType};
 use boveda_crypto::Pii;
 use boveda_detect::checksum;
-use serde::{Deserialize, Serialize};
 
-/// How a value is shown. Ordered from least to most revealing.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum View {
-    /// A fixed marker; the value is not even decrypted.
-    Redacted,
-    /// Masked by type: `j***@example.com`, `+86 138****5678`, `**** **** **** 1234`.
-    #[default]
-    Masked,
-    /// The clear value.
-    Plain,
-}
-
-impl View {
-    /// The stored and wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            View::Redacted => "redacted",
-            View::Masked => "masked",
-            View::Plain => "plain",
-        }
-    }
-}
+pub use boveda_policy::View;
 
 /// The marker shown for redacted values.
 pub const REDACTED: &str = "[redacted]";

@@ -6,6 +6,7 @@ use crate::schema::{CollectionSpec, FieldSpec};
 use crate::values::{self, View};
 use crate::{Error, error::safe_name};
 use boveda_crypto::{Dek, FieldAad, IndexKey, Kek, Pii, RootKey, SecretKey, WrapAad, token};
+use boveda_policy::Action;
 use boveda_store::{
     CollectionRow, IndexEntry, KeyState, PrincipalId, PrincipalRow, RecordId, RecordRow,
     RetireOutcome, Store, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
@@ -27,6 +28,12 @@ pub struct VaultConfig {
     /// How long a node trusts its cached copy of a tenant's settings, schemas and keys. Other
     /// nodes' changes become visible within this time; this node's own at once.
     pub cache_ttl: Duration,
+    /// Argon2id parameters for staff passwords.
+    pub password_params: boveda_crypto::password::Params,
+    /// Absolute lifetime of a staff session.
+    pub session_lifetime: Duration,
+    /// A staff session unused this long ends.
+    pub session_idle: Duration,
 }
 
 impl Default for VaultConfig {
@@ -45,6 +52,9 @@ impl Default for VaultConfig {
             default_region: "CN".into(),
             max_batch: 1000,
             cache_ttl: Duration::from_secs(2),
+            password_params: boveda_crypto::password::Params::default(),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            session_idle: Duration::from_secs(30 * 60),
         }
     }
 }
@@ -60,6 +70,16 @@ pub struct TenantSettings {
     /// Whether data calls are frozen (incident containment).
     #[serde(default)]
     pub frozen: bool,
+    /// Days after which staff are reminded at login to change their password.
+    #[serde(default = "default_reminder_days")]
+    pub password_reminder_days: u32,
+    /// Opt-in hard maximum password age in days: past it, a change is forced.
+    #[serde(default)]
+    pub password_max_age_days: Option<u32>,
+}
+
+fn default_reminder_days() -> u32 {
+    180
 }
 
 impl TenantSettings {
@@ -212,24 +232,32 @@ pub struct Count {
 }
 
 /// A tenant's unwrapped keys, cached for [`VaultConfig::cache_ttl`].
-struct Keyring {
-    active: u32,
-    keks: HashMap<u32, Kek>,
-    index: IndexKey,
+pub(crate) struct Keyring {
+    pub(crate) active: u32,
+    pub(crate) keks: HashMap<u32, Kek>,
+    pub(crate) index: IndexKey,
 }
 
 /// What a node caches of a tenant.
-struct TenantCache {
-    loaded: Instant,
-    settings: TenantSettings,
-    keyring: Arc<Keyring>,
-    collections: HashMap<String, Arc<CollectionSpec>>,
+pub(crate) struct TenantCache {
+    pub(crate) loaded: Instant,
+    pub(crate) settings: TenantSettings,
+    pub(crate) keyring: Arc<Keyring>,
+    pub(crate) collections: HashMap<String, Arc<CollectionSpec>>,
+    /// The compiled policy and its version (0: the built-in default).
+    pub(crate) policy: Arc<boveda_policy::CompiledPolicy>,
+    pub(crate) policy_version: i64,
+    /// Whether any rule limits distinct subjects per day (then reads count them).
+    pub(crate) subject_limits: bool,
 }
 
-struct Inner {
+pub(crate) struct Inner {
     store: Arc<dyn Store>,
     root: RootKey,
-    config: VaultConfig,
+    pub(crate) config: VaultConfig,
+    /// A password hash of a random password, verified for unknown users so that they take as
+    /// long as known ones.
+    pub(crate) dummy_phc: String,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
     /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
     principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
@@ -241,10 +269,10 @@ const PRINCIPAL_CACHE: usize = 10_000;
 /// The vault. Cheap to clone.
 #[derive(Clone)]
 pub struct Vault {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
 }
 
-fn now_ms() -> i64 {
+pub(crate) fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -260,7 +288,7 @@ const BOOTSTRAP: &str = "bootstrap_operator";
 
 /// Encodes sealed fields into one record blob: `[1][count u16]` then per field
 /// `[name len u8][name][sealed len u32][sealed]`.
-fn encode_fields(fields: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
+pub(crate) fn encode_fields(fields: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(3 + fields.values().map(|v| v.len() + 40).sum::<usize>());
     out.push(1);
     out.extend_from_slice(&(fields.len() as u16).to_be_bytes());
@@ -273,7 +301,7 @@ fn encode_fields(fields: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     out
 }
 
-fn decode_fields(blob: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, Error> {
+pub(crate) fn decode_fields(blob: &[u8]) -> Result<BTreeMap<String, Vec<u8>>, Error> {
     let bad = || Error::Integrity("record encoding");
     let take = |pos: &mut usize, n: usize| -> Result<&[u8], Error> {
         let s = blob.get(*pos..*pos + n).ok_or_else(bad)?;
@@ -323,18 +351,28 @@ impl Vault {
                 "the root key does not match this data store",
             ));
         }
+        let mut random = zeroize::Zeroizing::new([0u8; 24]);
+        boveda_crypto::random_bytes(random.as_mut())?;
+        let params = config.password_params;
+        let dummy_phc = tokio::task::spawn_blocking(move || {
+            boveda_crypto::password::hash(&hex::encode(random.as_ref()), &params)
+        })
+        .await
+        .map_err(|_| Error::Internal("password hashing task"))?
+        .map_err(|_| Error::Internal("password hashing"))?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 root,
                 config,
+                dummy_phc,
                 cache: RwLock::new(HashMap::new()),
                 principals: RwLock::new(HashMap::new()),
             }),
         })
     }
 
-    fn st(&self, op: &'static str) -> &dyn Store {
+    pub(crate) fn st(&self, op: &'static str) -> &dyn Store {
         metrics::counter!("boveda_store_operations_total", "op" => op).increment(1);
         &*self.inner.store
     }
@@ -367,6 +405,7 @@ impl Vault {
         let grants = Grants {
             scopes: vec![Scope::Admin],
             max_view: View::Redacted,
+            roles: vec!["platform_operator".to_owned()],
         };
         self.st("create_principal")
             .create_principal(&PrincipalRow {
@@ -391,6 +430,10 @@ impl Vault {
     pub async fn authenticate(&self, bearer: &str) -> Result<Principal, Error> {
         if bearer.is_empty() || bearer.len() > 256 {
             return Err(Error::Unauthenticated);
+        }
+        if bearer.starts_with("bvd_ss_") {
+            // Sessions are looked up every time: revocation and logout act at once.
+            return self.authenticate_session(bearer).await;
         }
         let hash = token::hash(bearer);
         if let Ok(c) = self.inner.principals.read()
@@ -417,6 +460,7 @@ impl Vault {
             kind,
             name: row.name,
             grants,
+            staff: None,
         };
         if let Ok(mut c) = self.inner.principals.write() {
             if c.len() >= PRINCIPAL_CACHE {
@@ -479,6 +523,8 @@ impl Vault {
             purposes: self.inner.config.default_purposes.clone(),
             default_region: self.inner.config.default_region.clone(),
             frozen: false,
+            password_reminder_days: default_reminder_days(),
+            password_max_age_days: None,
         });
         settings.check()?;
         let id = TenantId::generate();
@@ -583,7 +629,7 @@ impl Vault {
         caller: &Caller,
         settings: TenantSettings,
     ) -> Result<Tenant, Error> {
-        let tenant = Self::tenant_of(caller, Scope::Admin)?;
+        let tenant = Self::admin_of(caller)?;
         self.put_settings(tenant, settings).await
     }
 
@@ -649,10 +695,12 @@ impl Vault {
                     .await?
                     .ok_or(Error::NotFound("tenant"))?;
             }
-            PrincipalKind::Service => {
-                if Self::tenant_of(caller, Scope::Admin).ok() != Some(tenant) {
+            PrincipalKind::Service | PrincipalKind::Staff => {
+                if Self::admin_of(caller).ok() != Some(tenant) {
                     return Err(if caller.principal.tenant == Some(tenant) {
-                        Error::Forbidden("the `admin` scope is required".into())
+                        Error::Forbidden(
+                            "the tenant_admin role or the admin scope is required".into(),
+                        )
                     } else {
                         Error::NotFound("tenant")
                     });
@@ -700,7 +748,7 @@ impl Vault {
     /// # Errors
     /// [`Error::Forbidden`].
     pub async fn service_accounts(&self, caller: &Caller) -> Result<Vec<ServiceAccount>, Error> {
-        let tenant = Self::tenant_of(caller, Scope::Admin)?;
+        let tenant = Self::admin_of(caller)?;
         self.st("principals")
             .principals(Some(tenant))
             .await?
@@ -730,7 +778,7 @@ impl Vault {
         caller: &Caller,
         id: PrincipalId,
     ) -> Result<(), Error> {
-        let tenant = Self::tenant_of(caller, Scope::Admin)?;
+        let tenant = Self::admin_of(caller)?;
         if self
             .st("disable_principal")
             .disable_principal(tenant, id)
@@ -747,13 +795,20 @@ impl Vault {
 
     // ------------------------------------------------------------- the cache
 
-    fn forget(&self, tenant: TenantId) {
+    /// Forgets cached principals (after a change to roles, eligibility or keys).
+    pub(crate) fn forget_principals(&self) {
+        if let Ok(mut c) = self.inner.principals.write() {
+            c.clear();
+        }
+    }
+
+    pub(crate) fn forget(&self, tenant: TenantId) {
         if let Ok(mut c) = self.inner.cache.write() {
             c.remove(&tenant);
         }
     }
 
-    async fn cached(&self, tenant: TenantId) -> Result<Arc<TenantCache>, Error> {
+    pub(crate) async fn cached(&self, tenant: TenantId) -> Result<Arc<TenantCache>, Error> {
         if let Ok(c) = self.inner.cache.read()
             && let Some(t) = c.get(&tenant)
             && t.loaded.elapsed() < self.inner.config.cache_ttl
@@ -804,8 +859,16 @@ impl Vault {
                 .map_err(|_| Error::Integrity("collection schema"))?;
             collections.insert(c.name, Arc::new(spec));
         }
+        let policy_row = self.st("policy").policy(tenant).await?;
+        let (policy_version, policy, compiled) = crate::access::load_policy(policy_row.as_ref())?;
         let entry = Arc::new(TenantCache {
             loaded: Instant::now(),
+            subject_limits: policy
+                .rules
+                .iter()
+                .any(|r| r.conditions.max_subjects_per_day.is_some()),
+            policy: Arc::new(compiled),
+            policy_version,
             settings,
             keyring: Arc::new(Keyring {
                 active,
@@ -831,6 +894,21 @@ impl Vault {
         let purpose = purpose
             .filter(|p| !p.is_empty())
             .ok_or(Error::PurposeRequired)?;
+        if let Some(staff) = &caller.principal.staff {
+            if staff.must_change_password {
+                return Err(Error::PasswordChangeRequired);
+            }
+            let mut missing = Vec::new();
+            if !staff.agreement_current {
+                missing.push("a current confidentiality agreement");
+            }
+            if !staff.training_current {
+                missing.push("current training");
+            }
+            if !missing.is_empty() {
+                return Err(Error::EligibilityRequired(missing));
+            }
+        }
         let t = self.cached(tenant).await?;
         if !t.settings.purposes.iter().any(|p| p == purpose) {
             return Err(Error::PurposeNotAllowed(safe_name(purpose)));
@@ -860,7 +938,7 @@ impl Vault {
         name: &str,
         spec: CollectionSpec,
     ) -> Result<Collection, Error> {
-        let tenant = Self::tenant_of(caller, Scope::Admin)?;
+        let tenant = Self::admin_of(caller)?;
         if !crate::schema::valid_name(name) {
             return Err(Error::invalid("name", "collection_name"));
         }
@@ -1039,7 +1117,7 @@ impl Vault {
 
     /// The DEKs of subjects; reloads the keyring once if a key names a version this node has
     /// not seen yet (rotated on another node).
-    async fn deks(
+    pub(crate) async fn deks(
         &self,
         tenant: TenantId,
         t: &mut Arc<TenantCache>,
@@ -1099,6 +1177,25 @@ impl Vault {
             .collect::<Result<Vec<_>, _>>()?;
 
         let existing: Vec<SubjectId> = records.iter().filter_map(|r| r.subject_id).collect();
+        let mut touched: Vec<&str> = records
+            .iter()
+            .flat_map(|r| r.fields.keys().map(String::as_str))
+            .collect();
+        touched.sort_unstable();
+        touched.dedup();
+        self.authorize(
+            caller,
+            tenant,
+            &t,
+            collection,
+            &spec,
+            Action::Write,
+            purpose.unwrap_or_default(),
+            Some(&touched),
+            &existing,
+            true,
+        )
+        .await?;
         let mut deks = self.deks(tenant, &mut t, &existing).await?;
         if existing.iter().any(|s| !deks.contains_key(s)) {
             return Err(Error::NotFound("subject"));
@@ -1180,15 +1277,17 @@ impl Vault {
         row: &RecordRow,
         dek: Option<&Dek>,
         view: View,
+        caps: &BTreeMap<String, View>,
     ) -> Result<RecordView, Error> {
         let sealed = decode_fields(&row.sealed)?;
         let mut fields = serde_json::Map::new();
         let mut opened = 0;
         for (name, ct) in &sealed {
-            // A field removed from the schema is no longer shown.
-            let Some(f) = spec.fields.get(name) else {
+            // A field removed from the schema, or one the policy does not allow, is not shown.
+            let (Some(f), Some(cap)) = (spec.fields.get(name), caps.get(name)) else {
                 continue;
             };
+            let view = view.min(*cap);
             let value = if view == View::Redacted {
                 values::show(f.kind, "", View::Redacted)
             } else {
@@ -1240,7 +1339,23 @@ impl Vault {
         }
         let view = view.min(caller.principal.grants.max_view);
         let rows = self.st("records").records(tenant, collection, ids).await?;
-        let deks = if view == View::Redacted {
+        let subjects: Vec<SubjectId> = rows.iter().map(|r| r.subject).collect();
+        // Authorise, then decrypt: never the other order.
+        let caps = self
+            .authorize(
+                caller,
+                tenant,
+                &t,
+                collection,
+                &spec,
+                Action::Read,
+                purpose.unwrap_or_default(),
+                None,
+                &subjects,
+                false,
+            )
+            .await?;
+        let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
             HashMap::new()
         } else {
             self.deks(
@@ -1251,7 +1366,7 @@ impl Vault {
             .await?
         };
         rows.iter()
-            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view))
+            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view, &caps))
             .collect()
     }
 
@@ -1279,6 +1394,20 @@ impl Vault {
             .await?
             .pop()
             .ok_or(Error::NotFound("record"))?;
+        let touched: Vec<&str> = fields.keys().map(String::as_str).collect();
+        self.authorize(
+            caller,
+            tenant,
+            &t,
+            collection,
+            &spec,
+            Action::Write,
+            purpose.unwrap_or_default(),
+            Some(&touched),
+            &[row.subject],
+            true,
+        )
+        .await?;
         let deks = self.deks(tenant, &mut t, &[row.subject]).await?;
         let dek = deks.get(&row.subject).ok_or(Error::NotFound("record"))?;
         let mut sealed = decode_fields(&row.sealed)?;
@@ -1359,7 +1488,20 @@ impl Vault {
         id: RecordId,
     ) -> Result<(), Error> {
         let (tenant, t) = self.data_call(caller, Scope::Write, purpose).await?;
-        Self::collection_of(&t, collection)?;
+        let spec = Self::collection_of(&t, collection)?;
+        self.authorize(
+            caller,
+            tenant,
+            &t,
+            collection,
+            &spec,
+            Action::Write,
+            purpose.unwrap_or_default(),
+            None,
+            &[],
+            true,
+        )
+        .await?;
         if self
             .st("delete_record")
             .delete_record(tenant, collection, id)
@@ -1398,6 +1540,20 @@ impl Vault {
         let (tenant, mut t) = self.data_call(caller, Scope::Search, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         let f = Self::searchable(&spec, field)?;
+        let purpose = purpose.unwrap_or_default();
+        self.authorize(
+            caller,
+            tenant,
+            &t,
+            collection,
+            &spec,
+            Action::Search,
+            purpose,
+            Some(&[field]),
+            &[],
+            true,
+        )
+        .await?;
         let n = values::normalise(f, value, &t.settings.default_region)
             .map_err(|rule| Error::invalid("value", rule))?;
         let digest = t
@@ -1410,7 +1566,28 @@ impl Vault {
             .search(tenant, collection, field, &digest, limit.clamp(1, 1000))
             .await?;
         let view = View::Masked.min(caller.principal.grants.max_view);
-        let deks = if view == View::Redacted {
+        let subjects: Vec<SubjectId> = rows.iter().map(|r| r.subject).collect();
+        // Results show the fields the caller may read, masked at most; none when it may read none.
+        let caps = match self
+            .authorize(
+                caller,
+                tenant,
+                &t,
+                collection,
+                &spec,
+                Action::Read,
+                purpose,
+                None,
+                &subjects,
+                false,
+            )
+            .await
+        {
+            Ok(caps) => caps,
+            Err(Error::Denied { .. }) => BTreeMap::new(),
+            Err(e) => return Err(e),
+        };
+        let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
             HashMap::new()
         } else {
             self.deks(
@@ -1421,7 +1598,7 @@ impl Vault {
             .await?
         };
         rows.iter()
-            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view))
+            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view, &caps))
             .collect()
     }
 
@@ -1442,6 +1619,19 @@ impl Vault {
         let (tenant, t) = self.data_call(caller, Scope::Search, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         let f = Self::searchable(&spec, field)?;
+        self.authorize(
+            caller,
+            tenant,
+            &t,
+            collection,
+            &spec,
+            Action::Search,
+            purpose.unwrap_or_default(),
+            Some(&[field]),
+            &[],
+            true,
+        )
+        .await?;
         match values_to_count {
             Some(vs) => {
                 if vs.len() > 1000 {
@@ -1507,7 +1697,16 @@ impl Vault {
         purpose: Option<&str>,
         subject: SubjectId,
     ) -> Result<(), Error> {
-        let (tenant, _) = self.data_call(caller, Scope::Erase, purpose).await?;
+        let (tenant, t) = self.data_call(caller, Scope::Erase, purpose).await?;
+        self.authorize_tenant_wide(
+            caller,
+            tenant,
+            &t,
+            Action::Erase,
+            purpose.unwrap_or_default(),
+            &[subject],
+        )
+        .await?;
         if self
             .st("erase_subject")
             .erase_subject(tenant, subject)

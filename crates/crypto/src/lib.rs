@@ -14,8 +14,11 @@
 
 mod error;
 mod keys;
+pub mod password;
 mod secret;
+pub mod sign;
 pub mod token;
+pub mod totp;
 
 pub use error::Error;
 pub use keys::{

@@ -4,7 +4,7 @@
 
 use crate::AppState;
 use crate::error::ApiError;
-use crate::extract::{Auth, JsonBody, Params};
+use crate::extract::{Auth, JsonBody, Limited, Params};
 use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -340,6 +340,169 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             doc(
+                "POST",
+                "/v1/users",
+                "staff",
+                "Invite a staff user (tenant admin); the invitation is shown once.",
+            )
+            .body("UserInvite")
+            .ok(201, "Invited"),
+            post(invite_user),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/users",
+                "staff",
+                "Staff users of the tenant (tenant admin).",
+            )
+            .ok(200, "UserList"),
+            get(list_users),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/users/{user_id}",
+                "staff",
+                "One staff user (tenant admin).",
+            )
+            .ok(200, "User"),
+            get(show_user),
+        ),
+        (
+            doc(
+                "PATCH",
+                "/v1/users/{user_id}",
+                "staff",
+                "Change roles, force a password change, disable (tenant admin).",
+            )
+            .body("UserPatch")
+            .ok(200, "User"),
+            patch(update_user),
+        ),
+        (
+            doc(
+                "PUT",
+                "/v1/users/{user_id}/eligibility",
+                "staff",
+                "Replace agreements and trainings (tenant admin).",
+            )
+            .body("Eligibility")
+            .ok(200, "User"),
+            put(set_eligibility),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/users/{user_id}/sessions/revoke",
+                "staff",
+                "Revoke every session of a user (tenant admin, incident containment).",
+            )
+            .ok(200, "Revoked"),
+            post(revoke_sessions),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/invite/accept",
+                "auth",
+                "Set the password of an invited user and start TOTP enrolment.",
+            )
+            .public()
+            .body("InviteAccept")
+            .ok(200, "Enrollment"),
+            post(accept_invite),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/mfa/confirm",
+                "auth",
+                "Confirm TOTP enrolment with a first code; returns recovery codes once.",
+            )
+            .public()
+            .body("MfaConfirm")
+            .ok(200, "RecoveryCodes"),
+            post(confirm_mfa),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/login",
+                "auth",
+                "Log in with email, password and a TOTP or recovery code.",
+            )
+            .public()
+            .body("Login")
+            .ok(200, "LoginResult"),
+            post(login),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/logout",
+                "auth",
+                "End the caller's session.",
+            )
+            .empty(),
+            post(logout),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/step-up",
+                "auth",
+                "Re-check a TOTP code for step-up conditions.",
+            )
+            .body("StepUp")
+            .ok(200, "StepUpResult"),
+            post(step_up),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/auth/password",
+                "auth",
+                "Change the caller's password.",
+            )
+            .body("PasswordChange")
+            .empty(),
+            post(change_password),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/policy",
+                "policy",
+                "The tenant's current policy.",
+            )
+            .ok(200, "PolicyView"),
+            get(show_policy),
+        ),
+        (
+            doc(
+                "PUT",
+                "/v1/policy",
+                "policy",
+                "Apply a new policy version (tenant admin).",
+            )
+            .body("Policy")
+            .ok(200, "PolicyView"),
+            put(apply_policy),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/policy/explain",
+                "policy",
+                "Why a request would be allowed or refused.",
+            )
+            .body("ExplainRequest")
+            .ok(200, "Explanation"),
+            post(explain),
+        ),
+        (
+            doc(
                 "GET",
                 "/v1/keys",
                 "keys",
@@ -488,6 +651,8 @@ struct ServiceAccountCreate {
     scopes: Option<Vec<Scope>>,
     #[serde(default)]
     max_view: Option<View>,
+    #[serde(default)]
+    roles: Option<Vec<String>>,
 }
 
 async fn new_service_account(
@@ -499,6 +664,7 @@ async fn new_service_account(
     let grants = Grants {
         scopes: b.scopes.unwrap_or_else(|| Scope::ALL.to_vec()),
         max_view: b.max_view.unwrap_or(View::Plain),
+        roles: b.roles.unwrap_or_else(|| vec!["service".to_owned()]),
     };
     let n = s
         .vault
@@ -630,7 +796,7 @@ async fn batch_get(
                 &col,
                 q.purpose.as_deref(),
                 &ids,
-                q.view.unwrap_or_default(),
+                q.view.unwrap_or(View::Masked),
             )
             .await?
     };
@@ -661,7 +827,7 @@ async fn read_record(
             &col,
             q.purpose.as_deref(),
             &[rid],
-            q.view.unwrap_or_default(),
+            q.view.unwrap_or(View::Masked),
         )
         .await?;
     Ok(Json(
@@ -806,4 +972,202 @@ async fn retire_key(
             .retire_key(&c, id::<u32>(&v, "key version")?)
             .await?,
     ))
+}
+
+// ------------------------------------------------------------- staff identity
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserInvite {
+    email: String,
+    name: String,
+    roles: Vec<String>,
+}
+
+async fn invite_user(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<UserInvite>,
+) -> ApiResult<Response> {
+    let i = s.vault.invite_user(&c, &b.email, &b.name, b.roles).await?;
+    // The invitation is shown once, here.
+    Ok(created(
+        json!({"user": i.user, "invite": i.invite.expose()}),
+    ))
+}
+
+async fn list_users(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"users": s.vault.users(&c).await?})))
+}
+
+async fn show_user(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(u): Path<String>,
+) -> ApiResult<Json<boveda_core::User>> {
+    Ok(Json(
+        s.vault.user(&c, id::<PrincipalId>(&u, "user")?).await?,
+    ))
+}
+
+async fn update_user(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(u): Path<String>,
+    JsonBody(b): JsonBody<boveda_core::UserPatch>,
+) -> ApiResult<Json<boveda_core::User>> {
+    Ok(Json(
+        s.vault
+            .update_user(&c, id::<PrincipalId>(&u, "user")?, b)
+            .await?,
+    ))
+}
+
+async fn set_eligibility(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(u): Path<String>,
+    JsonBody(b): JsonBody<boveda_core::Eligibility>,
+) -> ApiResult<Json<boveda_core::User>> {
+    Ok(Json(
+        s.vault
+            .set_eligibility(&c, id::<PrincipalId>(&u, "user")?, b)
+            .await?,
+    ))
+}
+
+async fn revoke_sessions(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(u): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let n = s
+        .vault
+        .revoke_user_sessions(&c, id::<PrincipalId>(&u, "user")?)
+        .await?;
+    Ok(Json(json!({"revoked": n})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InviteAccept {
+    invite: String,
+    password: String,
+}
+
+async fn accept_invite(
+    State(s): State<AppState>,
+    _: Limited,
+    JsonBody(b): JsonBody<InviteAccept>,
+) -> ApiResult<Json<boveda_core::Enrollment>> {
+    let password = zeroize::Zeroizing::new(b.password);
+    Ok(Json(s.vault.accept_invite(&b.invite, &password).await?))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MfaConfirm {
+    invite: String,
+    code: String,
+}
+
+async fn confirm_mfa(
+    State(s): State<AppState>,
+    _: Limited,
+    JsonBody(b): JsonBody<MfaConfirm>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"recovery_codes": s.vault.confirm_mfa(&b.invite, &b.code).await?}),
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    tenant_id: String,
+    email: String,
+    password: String,
+    code: String,
+}
+
+async fn login(
+    State(s): State<AppState>,
+    _: Limited,
+    JsonBody(b): JsonBody<Login>,
+) -> ApiResult<Json<boveda_core::LoginResult>> {
+    let password = zeroize::Zeroizing::new(b.password);
+    // An unknown tenant id answers like any other failed login.
+    let tenant = b
+        .tenant_id
+        .parse::<TenantId>()
+        .map_err(|_| boveda_core::Error::InvalidCredentials)?;
+    Ok(Json(
+        s.vault.login(tenant, &b.email, &password, &b.code).await?,
+    ))
+}
+
+async fn logout(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<StatusCode> {
+    s.vault.logout(&c).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StepUp {
+    code: String,
+}
+
+async fn step_up(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<StepUp>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"mfa_at": s.vault.step_up(&c, &b.code).await?})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<PasswordChange>,
+) -> ApiResult<StatusCode> {
+    let (current, new) = (
+        zeroize::Zeroizing::new(b.current_password),
+        zeroize::Zeroizing::new(b.new_password),
+    );
+    s.vault.change_password(&c, &current, &new).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn show_policy(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> ApiResult<Json<boveda_core::PolicyView>> {
+    Ok(Json(s.vault.policy(&c).await?))
+}
+
+async fn apply_policy(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<Value>,
+) -> ApiResult<Json<boveda_core::PolicyView>> {
+    // Policy documents hold no personal data: the parser's own message, which names the rule
+    // and the problem, is the most useful answer.
+    let policy = boveda_core::Policy::parse_json(&b.to_string())
+        .map_err(|e| boveda_core::Error::PolicyDocument(e.to_string()))?;
+    Ok(Json(s.vault.apply_policy(&c, policy).await?))
+}
+
+async fn explain(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<boveda_core::ExplainRequest>,
+) -> ApiResult<Json<boveda_core::Explanation>> {
+    Ok(Json(s.vault.explain(&c, b).await?))
 }

@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub body_limit_bytes: usize,
     /// Seconds in-flight requests get to finish on shutdown.
     pub shutdown_grace_seconds: u64,
+    /// Requests per minute one address may make to the public authentication routes.
+    pub auth_rate_per_minute: u32,
 }
 
 /// `[storage]`.
@@ -110,6 +112,16 @@ pub struct VaultSection {
     pub cache_ttl_ms: u64,
     /// Subject keys moved per step of the rewrap job.
     pub rewrap_batch: usize,
+    /// A staff session unused this many minutes ends.
+    pub session_idle_minutes: u64,
+    /// A staff session ends this many hours after login.
+    pub session_lifetime_hours: u64,
+    /// Argon2id memory for staff passwords, KiB (OWASP: 19456).
+    pub argon2_memory_kib: u32,
+    /// Argon2id passes (OWASP: 2).
+    pub argon2_iterations: u32,
+    /// Argon2id lanes (OWASP: 1).
+    pub argon2_parallelism: u32,
 }
 
 /// `[log]`.
@@ -143,6 +155,7 @@ impl Default for ServerConfig {
             tls_key: None,
             body_limit_bytes: 1024 * 1024,
             shutdown_grace_seconds: 30,
+            auth_rate_per_minute: 30,
         }
     }
 }
@@ -166,6 +179,11 @@ impl Default for VaultSection {
             max_batch: v.max_batch,
             cache_ttl_ms: v.cache_ttl.as_millis() as u64,
             rewrap_batch: 500,
+            session_idle_minutes: 30,
+            session_lifetime_hours: 12,
+            argon2_memory_kib: 19_456,
+            argon2_iterations: 2,
+            argon2_parallelism: 1,
         }
     }
 }
@@ -240,6 +258,7 @@ impl Config {
             "server.tls_cert" => self.server.tls_cert = opt(value).map(PathBuf::from),
             "server.tls_key" => self.server.tls_key = opt(value).map(PathBuf::from),
             "server.body_limit_bytes" => self.server.body_limit_bytes = parse(key, value)?,
+            "server.auth_rate_per_minute" => self.server.auth_rate_per_minute = parse(key, value)?,
             "server.shutdown_grace_seconds" => {
                 self.server.shutdown_grace_seconds = parse(key, value)?
             }
@@ -260,6 +279,13 @@ impl Config {
             "vault.max_batch" => self.vault.max_batch = parse(key, value)?,
             "vault.cache_ttl_ms" => self.vault.cache_ttl_ms = parse(key, value)?,
             "vault.rewrap_batch" => self.vault.rewrap_batch = parse(key, value)?,
+            "vault.session_idle_minutes" => self.vault.session_idle_minutes = parse(key, value)?,
+            "vault.session_lifetime_hours" => {
+                self.vault.session_lifetime_hours = parse(key, value)?
+            }
+            "vault.argon2_memory_kib" => self.vault.argon2_memory_kib = parse(key, value)?,
+            "vault.argon2_iterations" => self.vault.argon2_iterations = parse(key, value)?,
+            "vault.argon2_parallelism" => self.vault.argon2_parallelism = parse(key, value)?,
             "log.format" => self.log.format = value.to_owned(),
             "log.level" => self.log.level = value.to_owned(),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -334,6 +360,21 @@ impl Config {
         if !(1..=10_000).contains(&self.vault.max_batch) {
             return bad("vault.max_batch", "between 1 and 10000");
         }
+        if self.vault.argon2_memory_kib < 8 * 1024
+            || self.vault.argon2_iterations == 0
+            || self.vault.argon2_parallelism == 0
+        {
+            return bad(
+                "vault.argon2_memory_kib",
+                "at least 8192 KiB, 1 pass and 1 lane",
+            );
+        }
+        if self.vault.session_idle_minutes == 0 || self.vault.session_lifetime_hours == 0 {
+            return bad(
+                "vault.session_idle_minutes",
+                "sessions need a positive idle timeout and lifetime",
+            );
+        }
         if self.vault.rewrap_batch == 0 {
             return bad("vault.rewrap_batch", "at least 1");
         }
@@ -350,6 +391,15 @@ impl Config {
             default_region: self.vault.default_region.clone(),
             max_batch: self.vault.max_batch,
             cache_ttl: std::time::Duration::from_millis(self.vault.cache_ttl_ms),
+            password_params: boveda_crypto::password::Params {
+                memory_kib: self.vault.argon2_memory_kib,
+                iterations: self.vault.argon2_iterations,
+                parallelism: self.vault.argon2_parallelism,
+            },
+            session_lifetime: std::time::Duration::from_secs(
+                self.vault.session_lifetime_hours * 3600,
+            ),
+            session_idle: std::time::Duration::from_secs(self.vault.session_idle_minutes * 60),
         }
     }
 }

@@ -62,6 +62,17 @@ impl From<CoreError> for ApiError {
             CoreError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             CoreError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+            CoreError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            CoreError::PasswordRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_rejected"),
+            CoreError::PasswordChangeRequired => {
+                (StatusCode::FORBIDDEN, "password_change_required")
+            }
+            CoreError::EligibilityRequired(_) => (StatusCode::FORBIDDEN, "eligibility_required"),
+            CoreError::Denied { step_up: true, .. } => {
+                (StatusCode::FORBIDDEN, "mfa_step_up_required")
+            }
+            CoreError::Denied { .. } => (StatusCode::FORBIDDEN, "policy_denied"),
+            CoreError::PolicyDocument(_) => (StatusCode::UNPROCESSABLE_ENTITY, "invalid_policy"),
             _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         };
         if status.is_server_error() {

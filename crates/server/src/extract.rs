@@ -107,3 +107,27 @@ fn serde_urlencoded_free<T: DeserializeOwned>(q: &str) -> Result<T, ()> {
         .map(|axum::extract::Query(v)| v)
         .map_err(|_| ())
 }
+
+/// The client's address, when the request came over a socket; public authentication routes are
+/// rate-limited by it (429 `rate_limited`).
+pub(crate) struct Limited;
+
+impl FromRequestParts<AppState> for Limited {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
+        if state.auth_limit.allow(addr) {
+            Ok(Limited)
+        } else {
+            Err(ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "rate_limited",
+                "too many authentication attempts from this address; wait a minute",
+            ))
+        }
+    }
+}

@@ -1,4 +1,4 @@
-#![recursion_limit = "256"]
+#![recursion_limit = "512"]
 //! boveda's HTTPS server: the axum router over the vault, TLS-only serving, metrics, the
 //! OpenAPI document and configuration.
 //!
@@ -46,6 +46,43 @@ pub struct AppState {
     pub body_limit: usize,
     /// Wakes the rewrap job after a rotation.
     pub rewrap: Arc<tokio::sync::Notify>,
+    /// Per-address limit on the authentication routes.
+    pub auth_limit: Arc<RateLimit>,
+}
+
+/// A fixed-window limit per client address: at most `per_minute` requests in each minute.
+/// Kept in the node's memory: it slows guessing from one address, while the account lockout in
+/// the database holds across nodes.
+pub struct RateLimit {
+    per_minute: u32,
+    windows: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (Instant, u32)>>,
+}
+
+impl RateLimit {
+    /// A limit of `per_minute` requests per address.
+    pub fn new(per_minute: u32) -> Self {
+        Self {
+            per_minute,
+            windows: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    /// Counts a request; false when the address is over its limit.
+    pub fn allow(&self, addr: Option<std::net::IpAddr>) -> bool {
+        let Some(addr) = addr else { return true };
+        let Ok(mut w) = self.windows.lock() else {
+            return true;
+        };
+        if w.len() > 100_000 {
+            w.retain(|_, (start, _)| start.elapsed().as_secs() < 60);
+        }
+        let e = w.entry(addr).or_insert((Instant::now(), 0));
+        if e.0.elapsed().as_secs() >= 60 {
+            *e = (Instant::now(), 0);
+        }
+        e.1 += 1;
+        e.1 <= self.per_minute
+    }
 }
 
 impl AppState {
@@ -56,6 +93,7 @@ impl AppState {
             metrics: metrics_handle(),
             body_limit,
             rewrap: Arc::new(tokio::sync::Notify::new()),
+            auth_limit: Arc::new(RateLimit::new(30)),
         }
     }
 }

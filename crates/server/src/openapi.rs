@@ -32,6 +32,23 @@ fn schemas() -> Value {
         "scopes": {"type": "array", "items": {"type": "string"}}, "max_view": view, "created_at": {"type": "integer"}, "disabled": {"type": "boolean"}}});
     let collection = json!({"type": "object", "properties": {"name": {"type": "string"}, "version": {"type": "integer"}, "updated_at": {"type": "integer"},
         "fields": {"type": "object", "additionalProperties": field}}});
+    let eligibility = json!({"type": "object", "additionalProperties": false, "properties": {
+        "agreements": {"type": "array", "items": {"type": "object", "required": ["version", "signed_at"], "properties": {
+            "version": {"type": "string"}, "signed_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}}}},
+        "trainings": {"type": "array", "items": {"type": "object", "required": ["course", "completed_at"], "properties": {
+            "course": {"type": "string"}, "completed_at": {"type": "integer"}, "expires_at": {"type": ["integer", "null"]}}}}}});
+    let user = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "email": {"type": "string"},
+        "roles": {"type": "array", "items": {"type": "string"}}, "mfa_enrolled": {"type": "boolean"}, "active": {"type": "boolean"},
+        "locked_until": {"type": ["integer", "null"]}, "must_change_password": {"type": "boolean"}, "disabled": {"type": "boolean"},
+        "eligible": {"type": "boolean"}, "eligibility": eligibility, "created_at": {"type": "integer"}}});
+    let policy = json!({"type": "object", "required": ["rules"], "properties": {"version": {"type": "integer"}, "rules": {"type": "array", "items": {
+        "type": "object", "required": ["id", "effect", "roles", "actions", "resources", "purposes"], "properties": {
+            "id": {"type": "string"}, "effect": {"type": "string", "enum": ["allow", "deny"]},
+            "roles": {"type": "array", "items": {"type": "string"}}, "actions": {"type": "array", "items": {"type": "string"}},
+            "resources": {"type": "array"}, "purposes": {"type": "array", "items": {"type": "string"}},
+            "view": {"type": "string", "enum": ["plain", "masked", "redacted"]},
+            "conditions": {"type": "object", "properties": {"mfa_within_minutes": {"type": "integer"}, "eligibility": {"type": "boolean"},
+                "hours": {"type": "object", "properties": {"from": {"type": "integer"}, "to": {"type": "integer"}}}, "max_subjects_per_day": {"type": "integer"}}}}}}}});
     json!({
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message", "request_id"], "properties": {
             "code": {"type": "string"}, "message": {"type": "string"}, "request_id": {"type": "string"}}}}},
@@ -64,6 +81,35 @@ fn schemas() -> Value {
         "CountRequest": {"type": "object", "additionalProperties": false, "required": ["field"], "properties": {"field": {"type": "string"}, "values": {"type": "array"}, "limit": {"type": "integer"}}},
         "CountResult": {"type": "object", "properties": {"counts": {"type": "array", "items": {"type": "object", "properties": {
             "value_index": {"type": "integer"}, "bucket": {"type": "string"}, "count": {"type": "integer"}}}}}},
+        "UserInvite": {"type": "object", "additionalProperties": false, "required": ["email", "name", "roles"], "properties": {
+            "email": {"type": "string"}, "name": {"type": "string"}, "roles": {"type": "array", "items": {"type": "string"}}}},
+        "User": user,
+        "UserList": {"type": "object", "properties": {"users": {"type": "array", "items": user}}},
+        "Invited": {"type": "object", "properties": {"user": user, "invite": {"type": "string", "description": "shown once"}}},
+        "UserPatch": {"type": "object", "additionalProperties": false, "properties": {
+            "roles": {"type": "array", "items": {"type": "string"}}, "must_change_password": {"type": "boolean"}, "disabled": {"type": "boolean"}}},
+        "Eligibility": eligibility,
+        "Revoked": {"type": "object", "properties": {"revoked": {"type": "integer"}}},
+        "InviteAccept": {"type": "object", "additionalProperties": false, "required": ["invite", "password"], "properties": {"invite": {"type": "string"}, "password": {"type": "string", "minLength": 12, "maxLength": 128}}},
+        "Enrollment": {"type": "object", "properties": {"otpauth_uri": {"type": "string"}, "qr_svg": {"type": "string"}}},
+        "MfaConfirm": {"type": "object", "additionalProperties": false, "required": ["invite", "code"], "properties": {"invite": {"type": "string"}, "code": {"type": "string"}}},
+        "RecoveryCodes": {"type": "object", "properties": {"recovery_codes": {"type": "array", "items": {"type": "string"}}}},
+        "Login": {"type": "object", "additionalProperties": false, "required": ["tenant_id", "email", "password", "code"], "properties": {
+            "tenant_id": {"type": "string"}, "email": {"type": "string"}, "password": {"type": "string"}, "code": {"type": "string", "description": "a TOTP code or a recovery code"}}},
+        "LoginResult": {"type": "object", "properties": {"session_token": {"type": "string"}, "expires_at": {"type": "integer"},
+            "password_change_required": {"type": "boolean"}, "password_change_recommended": {"type": "boolean"}}},
+        "StepUp": {"type": "object", "additionalProperties": false, "required": ["code"], "properties": {"code": {"type": "string"}}},
+        "StepUpResult": {"type": "object", "properties": {"mfa_at": {"type": "integer"}}},
+        "PasswordChange": {"type": "object", "additionalProperties": false, "required": ["current_password", "new_password"], "properties": {
+            "current_password": {"type": "string"}, "new_password": {"type": "string"}}},
+        "Policy": policy,
+        "PolicyView": {"type": "object", "properties": {"version": {"type": "integer"}, "applied_by": {"type": ["string", "null"]}, "policy": policy}},
+        "ExplainRequest": {"type": "object", "additionalProperties": false, "required": ["action", "collection", "purpose"], "properties": {
+            "user_id": {"type": "string"}, "roles": {"type": "array", "items": {"type": "string"}}, "action": {"type": "string"},
+            "collection": {"type": "string"}, "field": {"type": "string"}, "purpose": {"type": "string"},
+            "mfa_age_minutes": {"type": "integer"}, "hour_utc": {"type": "integer"}}},
+        "Explanation": {"type": "object", "properties": {"decision": {"type": "string", "enum": ["allow", "deny"]}, "rule": {"type": ["string", "null"]},
+            "view": {"type": "string"}, "missing": {"type": "array"}, "policy_version": {"type": "integer"}, "roles": {"type": "array", "items": {"type": "string"}}}},
         "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
             "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}

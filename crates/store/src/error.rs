@@ -18,10 +18,10 @@ pub enum Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
-        if let rusqlite::Error::SqliteFailure(f, _) = &e {
-            if f.code == rusqlite::ErrorCode::ConstraintViolation {
-                return Error::Conflict("row");
-            }
+        if let rusqlite::Error::SqliteFailure(f, _) = &e
+            && f.code == rusqlite::ErrorCode::ConstraintViolation
+        {
+            return Error::Conflict("row");
         }
         Error::Unavailable(format!("sqlite: {e}"))
     }

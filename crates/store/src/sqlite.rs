@@ -197,11 +197,13 @@ fn id16(b: Vec<u8>, table: &'static str) -> Result<[u8; 16]> {
     b.try_into().map_err(|_| Error::Corrupt(table))
 }
 
-fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(Vec<u8>, String, String, Vec<u8>, i64)> {
+type TenantTuple = (Vec<u8>, String, String, Vec<u8>, i64);
+
+fn tenant_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<TenantTuple> {
     Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
 }
 
-fn to_tenant(t: (Vec<u8>, String, String, Vec<u8>, i64)) -> Result<TenantRow> {
+fn to_tenant(t: TenantTuple) -> Result<TenantRow> {
     Ok(TenantRow {
         id: TenantId::from_bytes(id16(t.0, "tenants")?),
         name: t.1,

@@ -71,6 +71,7 @@ pub struct Server {
 }
 
 pub struct Options {
+    pub auth_rate: u32,
     pub rewrap_job: bool,
     pub rewrap_batch: usize,
     pub body_limit: usize,
@@ -79,6 +80,7 @@ pub struct Options {
 impl Default for Options {
     fn default() -> Self {
         Self {
+            auth_rate: 30,
             rewrap_job: true,
             rewrap_batch: 500,
             body_limit: 1024 * 1024,
@@ -95,6 +97,7 @@ pub fn config(backend: Backend, dir: &std::path::Path, opts: &Options) -> Config
     cfg.server.body_limit_bytes = opts.body_limit;
     cfg.server.shutdown_grace_seconds = 5;
     cfg.vault.rewrap_batch = opts.rewrap_batch;
+    cfg.server.auth_rate_per_minute = opts.auth_rate;
     if backend == Backend::Postgres {
         cfg.storage.postgres_url = Some(boveda_store::postgres::test_url());
         cfg.storage.postgres_schema = format!("it_{}", uuid::Uuid::now_v7().simple());
@@ -125,7 +128,10 @@ impl Server {
             .to_owned();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let state = boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes);
+        let mut state = boveda_server::AppState::new(p.vault.clone(), cfg.server.body_limit_bytes);
+        state.auth_limit = std::sync::Arc::new(boveda_server::RateLimit::new(
+            cfg.server.auth_rate_per_minute,
+        ));
         let (job_tx, job_rx) = tokio::sync::watch::channel(false);
         if rewrap_job {
             tokio::spawn(boveda_server::setup::rewrap_job(

@@ -30,6 +30,20 @@ async fn tenant_a_never_sees_tenant_b() {
             .unwrap()
             .to_owned();
 
+        let b_user = s
+            .ok(
+                &b,
+                Method::POST,
+                "/v1/users",
+                Some(
+                    json!({"email": "staff@b.example", "name": "Bea Staff", "roles": ["analyst"]}),
+                ),
+            )
+            .await["user"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+
         let mut covered = 0;
         for (r, _) in routes() {
             if !r.path.contains('{')
@@ -50,7 +64,8 @@ async fn tenant_a_never_sees_tenant_b() {
                 .replace("{collection}", collection)
                 .replace("{record_id}", &rid)
                 .replace("{subject_id}", &sid)
-                .replace("{principal_id}", &b_sa);
+                .replace("{principal_id}", &b_sa)
+                .replace("{user_id}", &b_user);
             let query = if r.data {
                 "?purpose=customer_support&view=plain"
             } else {
@@ -64,6 +79,8 @@ async fn tenant_a_never_sees_tenant_b() {
                 "BatchGet" => json!({"ids": [rid]}),
                 "Search" => json!({"field": "email", "value": "bee@example.com"}),
                 "CountRequest" => json!({"field": "phone", "values": ["13812345678"]}),
+                "UserPatch" => json!({"roles": ["tenant_admin"]}),
+                "Eligibility" => json!({"agreements": [], "trainings": []}),
                 other => panic!("no body for {other}"),
             });
             let method = Method::from_bytes(r.method.as_bytes()).unwrap();
@@ -96,7 +113,12 @@ async fn tenant_a_never_sees_tenant_b() {
             assert!(!v.to_string().contains("bee@") && !v.to_string().contains("5678"));
             covered += 1;
         }
-        assert!(covered >= 9, "the matrix covers the id routes ({covered})");
+        assert!(covered >= 13, "the matrix covers the id routes ({covered})");
+        let users = s.ok(&a, Method::GET, "/v1/users", None).await;
+        assert!(
+            users["users"].as_array().unwrap().is_empty(),
+            "A lists no user of B"
+        );
 
         // Routes without ids: searching, counting and listing never reach B's rows.
         let found = s

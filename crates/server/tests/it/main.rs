@@ -14,6 +14,7 @@ mod erasure;
 mod isolation;
 mod openapi_cover;
 mod rotation;
+mod staff;
 mod tour;
 mod transport;
 mod validation;
