@@ -187,6 +187,14 @@ fn with_state(row: &UserRow, state: &UserState) -> Result<UserRow, Error> {
     })
 }
 
+/// Recovery codes carry 60 bits: they are stored as a keyed hash (the tenant's index key), so
+/// a copy of the database alone does not allow an offline search.
+fn recovery_hash(t: &crate::vault::TenantCache, code: &str) -> String {
+    let mut input = b"boveda.recovery.v1:".to_vec();
+    input.extend_from_slice(code.as_bytes());
+    hex::encode(t.keyring.index.mac(&input))
+}
+
 fn sha_hex(s: &str) -> String {
     hex::encode(boveda_crypto::sha256(s.as_bytes()))
 }
@@ -639,10 +647,11 @@ impl Vault {
             .await?
             .ok_or_else(|| Error::invalid("code", "totp_code"))?;
         let codes = boveda_crypto::totp::recovery_codes(10)?;
+        let t = self.cached(tenant).await?;
         let hashes: Vec<String> = codes
             .iter()
             .filter_map(|c| boveda_crypto::totp::normalize_recovery_code(c))
-            .map(|c| sha_hex(&c))
+            .map(|c| recovery_hash(&t, &c))
             .collect();
         let mut st = st;
         st.totp_confirmed = true;
@@ -744,7 +753,7 @@ impl Vault {
             None
         };
         let recovery = boveda_crypto::totp::normalize_recovery_code(code)
-            .map(|c| sha_hex(&c))
+            .map(|c| recovery_hash(&t, &c))
             .unwrap_or_default();
         let (row, accepted) = self
             .change_user(tenant, row.id, |s| {
