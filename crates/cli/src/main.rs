@@ -1,6 +1,7 @@
 //! `boveda`: the server and its command-line client. Parsing, configuration and wiring only;
 //! everything testable lives in the libraries.
 
+mod audit;
 mod client;
 
 use anyhow::Context as _;
@@ -91,6 +92,11 @@ enum Command {
         #[command(flatten)]
         conn: client::Connection,
     },
+    /// The audit log: offline verification.
+    Audit {
+        #[command(subcommand)]
+        command: audit::AuditCommand,
+    },
     /// Tenant keys.
     Keys {
         #[command(subcommand)]
@@ -178,6 +184,11 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
         cfg.server.auth_rate_per_minute,
     ));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let checkpoints = tokio::spawn(boveda_server::setup::checkpoint_job(
+        p.vault.clone(),
+        std::time::Duration::from_secs(cfg.vault.checkpoint_seconds.max(1)),
+        stop_rx.clone(),
+    ));
     let job = tokio::spawn(boveda_server::setup::rewrap_job(
         p.vault.clone(),
         cfg.vault.rewrap_batch,
@@ -213,6 +224,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     .await?;
     let _ = stop_tx.send(true);
     let _ = job.await;
+    let _ = checkpoints.await;
     Ok(())
 }
 
@@ -235,6 +247,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Collection { command, conn } => return client::collection(&conn, command).await,
         Command::Keys { command, conn } => return client::keys(&conn, command).await,
+        Command::Audit { command } => return audit::run(command).await,
         Command::Login { tenant, conn } => return client::login(&conn, &tenant).await,
         Command::User { command, conn } => return client::user(&conn, command).await,
         Command::Mfa { command, conn } => return client::mfa(&conn, command).await,

@@ -242,21 +242,22 @@ impl Vault {
                 }
                 None => {
                     if all {
-                        return Err(denial(&d));
+                        return Err(self
+                            .refuse(caller, tenant, t, collection, action, purpose, subjects, &d)
+                            .await);
                     }
                     first_denial.get_or_insert(d);
                 }
             }
         }
         if allowed.is_empty() {
-            return Err(first_denial.map_or_else(
-                || Error::Denied {
-                    rule: None,
-                    missing: Vec::new(),
-                    step_up: false,
-                },
-                |d| denial(&d),
-            ));
+            let d = first_denial.unwrap_or(Decision::Deny {
+                rule: None,
+                missing: Vec::new(),
+            });
+            return Err(self
+                .refuse(caller, tenant, t, collection, action, purpose, subjects, &d)
+                .await);
         }
         Ok(allowed)
     }
@@ -289,8 +290,44 @@ impl Vault {
         if d.is_allow() {
             Ok(())
         } else {
-            Err(denial(&d))
+            Err(self
+                .refuse(caller, tenant, t, "*", action, purpose, subjects, &d)
+                .await)
         }
+    }
+
+    /// Records a refusal in the audit log and returns the error to answer with. If the refusal
+    /// cannot be recorded, the answer is that the journal is unavailable.
+    #[allow(clippy::too_many_arguments)] // the facts of one refusal
+    async fn refuse(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        t: &TenantCache,
+        collection: &str,
+        action: Action,
+        purpose: &str,
+        subjects: &[SubjectId],
+        d: &Decision,
+    ) -> Error {
+        let mut e = self.event(
+            caller,
+            tenant,
+            Some(t),
+            &format!("record.{}", action.as_str()),
+            boveda_audit::Outcome::Denied,
+        );
+        e.collection = (collection != "*").then(|| collection.to_owned());
+        e.subjects = Self::subjects(t, subjects);
+        e.purpose = Some(purpose.to_owned());
+        e.reason = Some(match d {
+            Decision::Deny { rule: Some(r), .. } => format!("rule {r}"),
+            _ => "no rule allows".to_owned(),
+        });
+        if let Err(err) = self.audit(vec![e]).await {
+            return err;
+        }
+        denial(d)
     }
 
     fn policy_reader(caller: &Caller) -> Result<TenantId, Error> {
@@ -348,6 +385,13 @@ impl Vault {
             match self.st("put_policy").put_policy(&row).await {
                 Ok(()) => {
                     self.forget(tenant);
+                    self.admin_event(
+                        caller,
+                        tenant,
+                        "policy.change",
+                        Some(format!("version {version}")),
+                    )
+                    .await?;
                     return Ok(PolicyView {
                         version,
                         applied_by: Some(row.created_by),

@@ -69,6 +69,9 @@ pub enum Error {
     /// A policy document that does not validate.
     #[error("policy document: {0}")]
     PolicyDocument(String),
+    /// The audit journal cannot be written: data calls are refused until it can (fail closed).
+    #[error("the audit log cannot be written; data calls are refused until it can")]
+    AuditUnavailable,
     /// A bug: please report.
     #[error("internal error ({0}); please report")]
     Internal(&'static str),

@@ -16,7 +16,9 @@
 //! ```
 
 mod access;
+mod audit;
 mod error;
+pub mod offline;
 pub mod phone;
 mod principal;
 pub mod schema;
@@ -25,6 +27,8 @@ pub mod values;
 mod vault;
 
 pub use access::{DEFAULT_POLICY, ExplainRequest, Explanation, PolicyView};
+pub use audit::{Access, AuditEntry, AuditQuery};
+pub use boveda_audit::{Checkpoint, Report as AuditReport};
 pub use boveda_policy::{Action, Policy};
 pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use error::Error;

@@ -48,17 +48,20 @@ pub enum Scope {
     Admin,
     /// Rotate and retire keys.
     Keys,
+    /// Read and export the audit log.
+    Audit,
 }
 
 impl Scope {
     /// Every scope.
-    pub const ALL: [Scope; 6] = [
+    pub const ALL: [Scope; 7] = [
         Scope::Read,
         Scope::Write,
         Scope::Search,
         Scope::Erase,
         Scope::Admin,
         Scope::Keys,
+        Scope::Audit,
     ];
 
     /// Wire name.
@@ -70,6 +73,7 @@ impl Scope {
             Scope::Erase => "erase",
             Scope::Admin => "admin",
             Scope::Keys => "keys",
+            Scope::Audit => "audit",
         }
     }
 }

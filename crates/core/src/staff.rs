@@ -722,6 +722,7 @@ impl Vault {
         email: &str,
         password: &str,
         code: &str,
+        request_id: &str,
     ) -> Result<LoginResult, Error> {
         let t = match self.cached(tenant).await {
             Ok(t) => Some(t),
@@ -740,11 +741,36 @@ impl Vault {
         let password_ok = self
             .verify_password(password, state.as_ref().and_then(|s| s.password.clone()))
             .await?;
+        let login_event = |user: Option<PrincipalId>, outcome: boveda_audit::Outcome| {
+            // Unknown users are recorded without what they typed: the email is personal data.
+            let principal = user.map_or_else(|| "unknown".to_owned(), |u| u.to_string());
+            let mut e = boveda_audit::Event::new(
+                *tenant.as_bytes(),
+                now_ms(),
+                &principal,
+                "user",
+                "auth.login",
+                outcome,
+                request_id,
+            );
+            e.reason = (outcome != boveda_audit::Outcome::Allowed)
+                .then(|| "invalid credentials".to_owned());
+            e
+        };
         let (Some(row), Some(st), Some(t)) = (row, state, t) else {
+            if self.cached(tenant).await.is_ok() {
+                self.audit(vec![login_event(None, boveda_audit::Outcome::Failed)])
+                    .await?;
+            }
             return Err(Error::InvalidCredentials);
         };
         let now = now_ms();
         if st.disabled || st.locked_until > now || !st.totp_confirmed {
+            self.audit(vec![login_event(
+                Some(row.id),
+                boveda_audit::Outcome::Failed,
+            )])
+            .await?;
             return Err(Error::InvalidCredentials);
         }
         let step = if password_ok {
@@ -780,6 +806,11 @@ impl Vault {
             .await?;
         if !accepted {
             metrics::counter!("boveda_login_failures_total").increment(1);
+            self.audit(vec![login_event(
+                Some(row.id),
+                boveda_audit::Outcome::Failed,
+            )])
+            .await?;
             return Err(Error::InvalidCredentials);
         }
         let mut st = state_of(&row)?;
@@ -822,6 +853,11 @@ impl Vault {
             mfa_at: now,
             revoked: false,
         };
+        let mut ok_event = login_event(Some(row.id), boveda_audit::Outcome::Allowed);
+        ok_event.roles = st.roles.clone();
+        ok_event.session = Some(hex::encode(&srow.token_hash[..8]));
+        ok_event.mfa_at_ms = Some(now);
+        self.audit(vec![ok_event]).await?;
         self.st("create_session").create_session(&srow).await?;
         Ok(LoginResult {
             session_token: session.expose().to_owned(),
@@ -914,6 +950,20 @@ impl Vault {
                 _ => Ok(false),
             })
             .await?;
+        let t = self.cached(tenant).await?;
+        let outcome = if ok {
+            boveda_audit::Outcome::Allowed
+        } else {
+            boveda_audit::Outcome::Failed
+        };
+        self.audit(vec![self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "auth.mfa",
+            outcome,
+        )])
+        .await?;
         if !ok {
             return Err(Error::InvalidCredentials);
         }

@@ -34,6 +34,12 @@ pub struct VaultConfig {
     pub session_lifetime: Duration,
     /// A staff session unused this long ends.
     pub session_idle: Duration,
+    /// Sign a checkpoint every this many events of a tenant (0: only periodically and on demand).
+    pub checkpoint_every: u64,
+    /// Write the audit log. Always on in service; the benchmark switches it off to measure its
+    /// cost.
+    #[doc(hidden)]
+    pub audit: bool,
 }
 
 impl Default for VaultConfig {
@@ -53,6 +59,8 @@ impl Default for VaultConfig {
             max_batch: 1000,
             cache_ttl: Duration::from_secs(2),
             password_params: boveda_crypto::password::Params::default(),
+            checkpoint_every: 1000,
+            audit: true,
             session_lifetime: Duration::from_secs(12 * 3600),
             session_idle: Duration::from_secs(30 * 60),
         }
@@ -258,6 +266,8 @@ pub(crate) struct Inner {
     /// A password hash of a random password, verified for unknown users so that they take as
     /// long as known ones.
     pub(crate) dummy_phc: String,
+    /// The audit journal (group commit) and checkpoint signing key.
+    pub(crate) journal: crate::audit::Journal,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
     /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
     principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
@@ -360,12 +370,14 @@ impl Vault {
         .await
         .map_err(|_| Error::Internal("password hashing task"))?
         .map_err(|_| Error::Internal("password hashing"))?;
+        let journal = crate::audit::Journal::start(Arc::clone(&store), &root).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 root,
                 config,
                 dummy_phc,
+                journal,
                 cache: RwLock::new(HashMap::new()),
                 principals: RwLock::new(HashMap::new()),
             }),
@@ -387,7 +399,12 @@ impl Vault {
     /// # Errors
     /// [`Error::Unavailable`] when it does not.
     pub async fn ready(&self) -> Result<(), Error> {
-        Ok(self.st("ping").ping().await?)
+        self.st("ping").ping().await?;
+        if self.journal_ready().await {
+            Ok(())
+        } else {
+            Err(Error::AuditUnavailable)
+        }
     }
 
     /// Creates the first platform operator once per store and returns its credential; `None`
@@ -1265,9 +1282,32 @@ impl Vault {
                 .insert_subject_keys(&new_keys)
                 .await?;
         }
-        self.st("insert_records")
-            .insert_records(&rows, &index)
-            .await?;
+        let subjects: Vec<SubjectId> = written.iter().map(|w| w.subject_id).collect();
+        let event = Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.write",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            written.iter().map(|w| w.id.to_string()).collect(),
+            &subjects,
+            touched.iter().map(|f| (*f).to_owned()).collect(),
+            purpose,
+            None,
+        );
+        // The event commits in the same transaction as the records.
+        match self
+            .st("insert_records")
+            .insert_records(&rows, &index, &self.write_events(vec![event]))
+            .await
+        {
+            Ok(()) => self.journal_ok(),
+            Err(e) => return Err(self.write_failed(e).await),
+        }
         Ok(written)
     }
 
@@ -1355,6 +1395,29 @@ impl Vault {
                 false,
             )
             .await?;
+        // Then audit, durably, and only then decrypt.
+        let shown_view = caps
+            .values()
+            .map(|c| view.min(*c))
+            .max()
+            .unwrap_or(View::Redacted);
+        self.audit(vec![Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.read",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            rows.iter().map(|r| r.id.to_string()).collect(),
+            &subjects,
+            caps.keys().cloned().collect(),
+            purpose,
+            Some(shown_view),
+        )])
+        .await?;
         let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
             HashMap::new()
         } else {
@@ -1460,11 +1523,36 @@ impl Vault {
             updated_at: now_ms(),
             ..row.clone()
         };
-        if !self
+        let event = Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.update",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            vec![id.to_string()],
+            &[row.subject],
+            touched.iter().map(|f| (*f).to_owned()).collect(),
+            purpose,
+            None,
+        );
+        let changed = match self
             .st("update_record")
-            .update_record(&updated, &index, row.version)
-            .await?
+            .update_record(
+                &updated,
+                &index,
+                row.version,
+                &self.write_events(vec![event]),
+            )
+            .await
         {
+            Ok(c) => c,
+            Err(e) => return Err(self.write_failed(e).await),
+        };
+        if !changed {
             return Err(Error::Conflict(
                 "the record changed meanwhile; read it again and retry".into(),
             ));
@@ -1502,11 +1590,31 @@ impl Vault {
             true,
         )
         .await?;
-        if self
+        let event = Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.delete",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            vec![id.to_string()],
+            &[],
+            Vec::new(),
+            purpose,
+            None,
+        );
+        let deleted = match self
             .st("delete_record")
-            .delete_record(tenant, collection, id)
-            .await?
+            .delete_record(tenant, collection, id, &self.write_events(vec![event]))
+            .await
         {
+            Ok(d) => d,
+            Err(e) => return Err(self.write_failed(e).await),
+        };
+        if deleted {
             Ok(())
         } else {
             Err(Error::NotFound("record"))
@@ -1587,6 +1695,32 @@ impl Vault {
             Err(Error::Denied { .. }) => BTreeMap::new(),
             Err(e) => return Err(e),
         };
+        let mut fields: Vec<String> = caps.keys().cloned().collect();
+        if !fields.iter().any(|f| f == field) {
+            fields.push(field.to_owned());
+        }
+        self.audit(vec![Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.search",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            rows.iter().map(|r| r.id.to_string()).collect(),
+            &subjects,
+            fields,
+            Some(purpose),
+            Some(
+                caps.values()
+                    .map(|c| view.min(*c))
+                    .max()
+                    .unwrap_or(View::Redacted),
+            ),
+        )])
+        .await?;
         let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
             HashMap::new()
         } else {
@@ -1631,6 +1765,24 @@ impl Vault {
             &[],
             true,
         )
+        .await?;
+        // Counting reveals no value, but it is an access to the field: it is audited too.
+        self.audit(vec![Self::access(
+            self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "record.count",
+                boveda_audit::Outcome::Allowed,
+            ),
+            &t,
+            collection,
+            Vec::new(),
+            &[],
+            vec![field.to_owned()],
+            purpose,
+            None,
+        )])
         .await?;
         match values_to_count {
             Some(vs) => {
@@ -1707,11 +1859,24 @@ impl Vault {
             &[subject],
         )
         .await?;
-        if self
+        let mut event = self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "subject.erase",
+            boveda_audit::Outcome::Allowed,
+        );
+        event.subjects = Self::subjects(&t, &[subject]);
+        event.purpose = purpose.map(str::to_owned);
+        let erased = match self
             .st("erase_subject")
-            .erase_subject(tenant, subject)
-            .await?
+            .erase_subject(tenant, subject, &self.write_events(vec![event]))
+            .await
         {
+            Ok(e) => e,
+            Err(e) => return Err(self.write_failed(e).await),
+        };
+        if erased {
             crypto_ops("destroy_dek", 1);
             Ok(())
         } else {
@@ -1772,7 +1937,36 @@ impl Vault {
     /// [`Error::Conflict`] when another rotation won the race.
     pub async fn rotate_keys(&self, caller: &Caller) -> Result<KeyStatus, Error> {
         let tenant = Self::tenant_of(caller, Scope::Keys)?;
-        self.rotate_tenant_keys(tenant).await
+        let status = self.rotate_tenant_keys(tenant).await?;
+        self.admin_event(
+            caller,
+            tenant,
+            "key.rotate",
+            Some(format!("version {}", status.active_version)),
+        )
+        .await?;
+        Ok(status)
+    }
+
+    /// Records an administrative event (keys, schema, settings, policy, principals) of the
+    /// caller's tenant.
+    pub(crate) async fn admin_event(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        action: &str,
+        reason: Option<String>,
+    ) -> Result<(), Error> {
+        let t = self.cached(tenant).await?;
+        let mut e = self.event(
+            caller,
+            tenant,
+            Some(&t),
+            action,
+            boveda_audit::Outcome::Allowed,
+        );
+        e.reason = reason;
+        self.audit(vec![e]).await
     }
 
     /// Rotation without a caller, for the rewrap tests and incident containment.
@@ -1818,6 +2012,13 @@ impl Vault {
         {
             RetireOutcome::Retired => {
                 self.forget(tenant);
+                self.admin_event(
+                    caller,
+                    tenant,
+                    "key.retire",
+                    Some(format!("version {version}")),
+                )
+                .await?;
                 self.tenant_key_status(tenant).await
             }
             RetireOutcome::NotFound => Err(Error::NotFound("key version")),

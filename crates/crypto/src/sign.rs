@@ -47,6 +47,23 @@ impl SigningKey {
         Ok(Self { pair, pkcs8 })
     }
 
+    /// The key pair whose private seed is `seed` (RFC 8032 §5.1.5), so that a deployment can
+    /// keep the 32-byte seed wrapped by its root key like any other key.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the seed is rejected.
+    pub fn from_seed(seed: &crate::SecretKey) -> Result<Self, Error> {
+        let pair = Ed25519KeyPair::from_seed_unchecked(seed.expose())
+            .map_err(|_| Error::InvalidKey("ed25519 seed"))?;
+        let doc = pair
+            .to_pkcs8()
+            .map_err(|_| Error::InvalidKey("ed25519 key could not be encoded as pkcs#8"))?;
+        Ok(Self {
+            pkcs8: Zeroizing::new(doc.as_ref().to_vec()),
+            pair,
+        })
+    }
+
     /// Loads a key from an unencrypted PKCS#8 (v1 or v2) document, as written by
     /// [`SigningKey::expose_pkcs8`] or `openssl genpkey -algorithm ED25519 -outform DER`.
     ///

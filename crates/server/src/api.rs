@@ -79,7 +79,7 @@ impl RouteDoc {
 
 /// Every route, documented, with its handler.
 pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
-    vec![
+    let mut v = vec![
         (
             doc(
                 "GET",
@@ -504,6 +504,66 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         (
             doc(
                 "GET",
+                "/v1/audit/events",
+                "audit",
+                "Search the audit log (auditor, privacy officer, responder).",
+            )
+            .ok(200, "AuditEvents"),
+            get(audit_events),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/audit/export",
+                "audit",
+                "Export the audit log as JSON lines or CEF lines.",
+            )
+            .ok(200, "Text"),
+            get(audit_export),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/audit/verify",
+                "audit",
+                "Verify the tenant's hash chain and signed checkpoints.",
+            )
+            .ok(200, "AuditReport"),
+            get(audit_verify),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/audit/public-key",
+                "audit",
+                "The Ed25519 public key that verifies checkpoints.",
+            )
+            .ok(200, "PublicKey"),
+            get(audit_public_key),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/audit/checkpoints",
+                "audit",
+                "Sign a checkpoint of the chain head now.",
+            )
+            .ok(200, "CheckpointResult"),
+            post(audit_checkpoint),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/subjects/{subject_id}/access-history",
+                "audit",
+                "Who accessed a subject's data, when, which fields, why and how.",
+            )
+            .ok(200, "AccessHistory"),
+            get(access_history),
+        ),
+        (
+            doc(
+                "GET",
                 "/v1/keys",
                 "keys",
                 "Key versions and rewrap progress (keys scope).",
@@ -531,7 +591,8 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             .ok(200, "KeyStatus"),
             post(retire_key),
         ),
-    ]
+    ];
+    v
 }
 
 // ------------------------------------------------------------------ handlers
@@ -562,6 +623,11 @@ async fn healthz() -> Json<Value> {
 async fn readyz(State(s): State<AppState>) -> Response {
     match s.vault.ready().await {
         Ok(()) => Json(json!({"status": "ready", "storage": s.vault.backend()})).into_response(),
+        Err(boveda_core::Error::AuditUnavailable) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unavailable", "reason": "the audit journal cannot be written"})),
+        )
+            .into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "unavailable", "reason": "storage does not answer"})),
@@ -1101,8 +1167,11 @@ async fn login(
         .tenant_id
         .parse::<TenantId>()
         .map_err(|_| boveda_core::Error::InvalidCredentials)?;
+    let request_id = crate::error::request_id();
     Ok(Json(
-        s.vault.login(tenant, &b.email, &password, &b.code).await?,
+        s.vault
+            .login(tenant, &b.email, &password, &b.code, &request_id)
+            .await?,
     ))
 }
 
@@ -1170,4 +1239,81 @@ async fn explain(
     JsonBody(b): JsonBody<boveda_core::ExplainRequest>,
 ) -> ApiResult<Json<boveda_core::Explanation>> {
     Ok(Json(s.vault.explain(&c, b).await?))
+}
+
+// ----------------------------------------------------------------------- audit
+
+async fn audit_events(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Params(q): Params<boveda_core::AuditQuery>,
+) -> ApiResult<Json<Value>> {
+    let events = s.vault.audit_events(&c, &q).await?;
+    let next = events.last().map(|e| e.seq);
+    Ok(Json(json!({"events": events, "next_after": next})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExportQuery {
+    #[serde(default)]
+    format: Option<String>,
+    #[serde(default)]
+    after: Option<u64>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn audit_export(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Params(q): Params<ExportQuery>,
+) -> ApiResult<Response> {
+    let format = q.format.unwrap_or_else(|| "jsonl".to_owned());
+    let body = s
+        .vault
+        .audit_export(
+            &c,
+            &format,
+            q.after.unwrap_or(0),
+            q.limit.unwrap_or(100_000),
+        )
+        .await?;
+    let ctype = if format == "jsonl" {
+        "application/x-ndjson"
+    } else {
+        "text/plain; charset=utf-8"
+    };
+    Ok(([(axum::http::header::CONTENT_TYPE, ctype)], body).into_response())
+}
+
+async fn audit_verify(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+) -> ApiResult<Json<boveda_core::AuditReport>> {
+    Ok(Json(s.vault.audit_verify(&c).await?))
+}
+
+async fn audit_public_key(State(s): State<AppState>, Auth(_c): Auth) -> Json<Value> {
+    let k = s.vault.audit_public_key();
+    Json(
+        json!({"algorithm": "ed25519", "public_key": hex::encode(k.as_bytes()), "key_id": hex::encode(k.key_id())}),
+    )
+}
+
+async fn audit_checkpoint(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"checkpoint": s.vault.audit_checkpoint(&c).await?}),
+    ))
+}
+
+async fn access_history(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(sid): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let subject = id::<SubjectId>(&sid, "subject")?;
+    Ok(Json(
+        json!({"subject_id": subject, "accesses": s.vault.access_history(&c, subject).await?}),
+    ))
 }

@@ -122,6 +122,10 @@ pub struct VaultSection {
     pub argon2_iterations: u32,
     /// Argon2id lanes (OWASP: 1).
     pub argon2_parallelism: u32,
+    /// Sign an audit checkpoint every this many events of a tenant.
+    pub checkpoint_every: u64,
+    /// And at least every this many seconds when there are new events.
+    pub checkpoint_seconds: u64,
 }
 
 /// `[log]`.
@@ -184,6 +188,8 @@ impl Default for VaultSection {
             argon2_memory_kib: 19_456,
             argon2_iterations: 2,
             argon2_parallelism: 1,
+            checkpoint_every: 1000,
+            checkpoint_seconds: 60,
         }
     }
 }
@@ -286,6 +292,8 @@ impl Config {
             "vault.argon2_memory_kib" => self.vault.argon2_memory_kib = parse(key, value)?,
             "vault.argon2_iterations" => self.vault.argon2_iterations = parse(key, value)?,
             "vault.argon2_parallelism" => self.vault.argon2_parallelism = parse(key, value)?,
+            "vault.checkpoint_every" => self.vault.checkpoint_every = parse(key, value)?,
+            "vault.checkpoint_seconds" => self.vault.checkpoint_seconds = parse(key, value)?,
             "log.format" => self.log.format = value.to_owned(),
             "log.level" => self.log.level = value.to_owned(),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -387,6 +395,8 @@ impl Config {
     /// The vault settings this configuration gives.
     pub fn vault_config(&self) -> boveda_core::VaultConfig {
         boveda_core::VaultConfig {
+            checkpoint_every: self.vault.checkpoint_every,
+            audit: true,
             default_purposes: self.vault.default_purposes.clone(),
             default_region: self.vault.default_region.clone(),
             max_batch: self.vault.max_batch,

@@ -63,6 +63,7 @@ impl From<CoreError> for ApiError {
             CoreError::Integrity(_) => (StatusCode::INTERNAL_SERVER_ERROR, "integrity_error"),
             CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             CoreError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            CoreError::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
             CoreError::PasswordRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_rejected"),
             CoreError::PasswordChangeRequired => {
                 (StatusCode::FORBIDDEN, "password_change_required")

@@ -110,6 +110,16 @@ fn schemas() -> Value {
             "mfa_age_minutes": {"type": "integer"}, "hour_utc": {"type": "integer"}}},
         "Explanation": {"type": "object", "properties": {"decision": {"type": "string", "enum": ["allow", "deny"]}, "rule": {"type": ["string", "null"]},
             "view": {"type": "string"}, "missing": {"type": "array"}, "policy_version": {"type": "integer"}, "roles": {"type": "array", "items": {"type": "string"}}}},
+        "AuditEvents": {"type": "object", "properties": {"events": {"type": "array", "items": {"type": "object", "properties": {
+            "seq": {"type": "integer"}, "hash": {"type": "string"}, "event": {"type": "object"}}}}, "next_after": {"type": ["integer", "null"]}}},
+        "Text": {"type": "string"},
+        "AuditReport": {"type": "object", "properties": {"status": {"type": "string", "enum": ["intact", "broken"]}, "last_seq": {"type": "integer"},
+            "first_bad_seq": {"type": "integer"}, "problem": {}}},
+        "PublicKey": {"type": "object", "properties": {"algorithm": {"type": "string"}, "public_key": {"type": "string"}, "key_id": {"type": "string"}}},
+        "CheckpointResult": {"type": "object", "properties": {"checkpoint": {"type": ["object", "null"]}}},
+        "AccessHistory": {"type": "object", "properties": {"subject_id": {"type": "string"}, "accesses": {"type": "array", "items": {"type": "object", "properties": {
+            "at_ms": {"type": "integer"}, "principal": {"type": "string"}, "roles": {"type": "array"}, "action": {"type": "string"},
+            "fields": {"type": "array"}, "purpose": {"type": ["string", "null"]}, "view": {"type": ["string", "null"]}}}}}},
         "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
             "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}

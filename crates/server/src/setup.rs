@@ -217,3 +217,21 @@ pub async fn rewrap_job(
         }
     }
 }
+
+/// Signs a checkpoint of every tenant's chain every `every` (the periodic half of "every N
+/// events or T seconds"), until `stop` fires.
+pub async fn checkpoint_job(
+    vault: Vault,
+    every: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = vault.checkpoint_all().await {
+            tracing::warn!(error = %e, "periodic audit checkpoint failed; retrying later");
+        }
+    }
+}

@@ -73,6 +73,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     erasure_and_rewrap(store, prefix).await;
     tenant_isolation(store, prefix).await;
     users_sessions_policies(store, prefix).await;
+    audit_journal(store, prefix).await;
 }
 
 async fn meta(store: &dyn Store) {
@@ -251,7 +252,7 @@ async fn records_and_index(store: &dyn Store, p: &str) {
         entry(&b, "phone", b"d2"),
     ];
     store
-        .insert_records(&[a.clone(), b.clone()], &idx)
+        .insert_records(&[a.clone(), b.clone()], &idx, &[])
         .await
         .unwrap();
     assert_eq!(
@@ -274,7 +275,7 @@ async fn records_and_index(store: &dyn Store, p: &str) {
     let dup = a.clone();
     assert!(matches!(
         store
-            .insert_records(&[c.clone(), dup], &[entry(&c, "email", b"d1")])
+            .insert_records(&[c.clone(), dup], &[entry(&c, "email", b"d1")], &[])
             .await,
         Err(Error::Conflict(_))
     ));
@@ -337,12 +338,12 @@ async fn records_and_index(store: &dyn Store, p: &str) {
     };
     assert!(
         store
-            .update_record(&a2, &[entry(&a2, "email", b"d3")], 1)
+            .update_record(&a2, &[entry(&a2, "email", b"d3")], 1, &[])
             .await
             .unwrap()
     );
     assert!(
-        !store.update_record(&a2, &[], 1).await.unwrap(),
+        !store.update_record(&a2, &[], 1, &[]).await.unwrap(),
         "stale version refused"
     );
     assert_eq!(
@@ -362,8 +363,18 @@ async fn records_and_index(store: &dyn Store, p: &str) {
         vec![1, 1]
     );
 
-    assert!(store.delete_record(t.id, "customers", a.id).await.unwrap());
-    assert!(!store.delete_record(t.id, "customers", a.id).await.unwrap());
+    assert!(
+        store
+            .delete_record(t.id, "customers", a.id, &[])
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_record(t.id, "customers", a.id, &[])
+            .await
+            .unwrap()
+    );
     assert_eq!(
         store
             .count_digests(t.id, "customers", "email", &[b"d3".to_vec()])
@@ -391,12 +402,13 @@ async fn erasure_and_rewrap(store: &dyn Store, p: &str) {
         .insert_records(
             &[r1.clone(), r2.clone()],
             &[entry(&r1, "email", b"e"), entry(&r2, "email", b"e")],
+            &[],
         )
         .await
         .unwrap();
 
-    assert!(store.erase_subject(t.id, s1).await.unwrap());
-    assert!(!store.erase_subject(t.id, s1).await.unwrap());
+    assert!(store.erase_subject(t.id, s1, &[]).await.unwrap());
+    assert!(!store.erase_subject(t.id, s1, &[]).await.unwrap());
     assert_eq!(store.subject_keys(t.id, &[s1, s2]).await.unwrap().len(), 1);
     assert!(
         store
@@ -460,7 +472,7 @@ async fn tenant_isolation(store: &dyn Store, p: &str) {
         .unwrap();
     let r = record(a.id, s, b"secret");
     store
-        .insert_records(std::slice::from_ref(&r), &[entry(&r, "email", b"d")])
+        .insert_records(std::slice::from_ref(&r), &[entry(&r, "email", b"d")], &[])
         .await
         .unwrap();
     // Tenant B asks with tenant A's ids: nothing.
@@ -479,14 +491,19 @@ async fn tenant_isolation(store: &dyn Store, p: &str) {
             .unwrap()
             .is_empty()
     );
-    assert!(!store.delete_record(b.id, "customers", r.id).await.unwrap());
-    assert!(!store.erase_subject(b.id, s).await.unwrap());
+    assert!(
+        !store
+            .delete_record(b.id, "customers", r.id, &[])
+            .await
+            .unwrap()
+    );
+    assert!(!store.erase_subject(b.id, s, &[]).await.unwrap());
     let r_as_b = RecordRow {
         tenant: b.id,
         version: 2,
         ..r.clone()
     };
-    assert!(!store.update_record(&r_as_b, &[], 1).await.unwrap());
+    assert!(!store.update_record(&r_as_b, &[], 1, &[]).await.unwrap());
     assert_eq!(
         store.records(a.id, "customers", &[r.id]).await.unwrap(),
         vec![r]
@@ -623,4 +640,158 @@ async fn users_sessions_policies(store: &dyn Store, p: &str) {
         1,
         "per day"
     );
+}
+
+fn audit_event(t: TenantId, action: &str, subject: Option<[u8; 32]>) -> AuditEvent {
+    let mut e = AuditEvent::new(
+        *t.as_bytes(),
+        now(),
+        "p1",
+        "service",
+        action,
+        boveda_audit::Outcome::Allowed,
+        "req",
+    );
+    e.collection = Some("customers".into());
+    e.purpose = Some("billing".into());
+    if let Some(s) = subject {
+        e.subjects = vec![s];
+    }
+    e
+}
+
+async fn audit_journal(store: &dyn Store, p: &str) {
+    let (t, k) = tenant(&format!("{p}-audit"));
+    store.create_tenant(&t, &k).await.unwrap();
+    store.audit_probe().await.unwrap();
+    assert_eq!(store.audit_head(t.id).await.unwrap(), None);
+    let stored = store
+        .append_audit(&[
+            audit_event(t.id, "record.read", Some([7; 32])),
+            audit_event(t.id, "record.search", None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+    assert_eq!(
+        stored[0].hash,
+        boveda_audit::link_hash(
+            &boveda_audit::genesis(t.id.as_bytes()),
+            1,
+            &stored[0].encoded
+        )
+    );
+    assert_eq!(
+        store.audit_head(t.id).await.unwrap(),
+        Some((2, stored[1].hash))
+    );
+
+    // A write's events commit with the write, and not at all when the write fails.
+    let s = SubjectId::generate();
+    let r = record(t.id, s, b"x");
+    store
+        .insert_records(
+            std::slice::from_ref(&r),
+            &[],
+            &[audit_event(t.id, "record.write", None)],
+        )
+        .await
+        .unwrap();
+    assert!(matches!(
+        store
+            .insert_records(
+                std::slice::from_ref(&r),
+                &[],
+                &[audit_event(t.id, "record.write", None)]
+            )
+            .await,
+        Err(Error::Conflict(_))
+    ));
+    assert_eq!(
+        store.audit_head(t.id).await.unwrap().unwrap().0,
+        3,
+        "a failed write leaves no event"
+    );
+    assert!(
+        store
+            .delete_record(
+                t.id,
+                "customers",
+                r.id,
+                &[audit_event(t.id, "record.delete", None)]
+            )
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .delete_record(
+                t.id,
+                "customers",
+                r.id,
+                &[audit_event(t.id, "record.delete", None)]
+            )
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.audit_head(t.id).await.unwrap().unwrap().0, 4);
+
+    let all = store
+        .audit_events(t.id, &AuditFilter::default(), 0, 100)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 4);
+    let reads = store
+        .audit_events(
+            t.id,
+            &AuditFilter {
+                action: Some("record.read".into()),
+                ..Default::default()
+            },
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(reads.len(), 1);
+    let by_subject = store
+        .audit_events(
+            t.id,
+            &AuditFilter {
+                subject: Some([7; 32]),
+                ..Default::default()
+            },
+            0,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        by_subject.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![1]
+    );
+    assert_eq!(
+        store
+            .audit_events(t.id, &AuditFilter::default(), 2, 1)
+            .await
+            .unwrap()[0]
+            .seq,
+        3,
+        "pagination"
+    );
+    assert!(
+        store
+            .audit_events(TenantId::generate(), &AuditFilter::default(), 0, 100)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let key = boveda_crypto::sign::SigningKey::generate().unwrap();
+    let cp = Checkpoint::sign(*t.id.as_bytes(), 4, all[3].hash, now(), &key);
+    store.add_checkpoint(&cp).await.unwrap();
+    store.add_checkpoint(&cp).await.unwrap();
+    assert_eq!(store.checkpoints(t.id).await.unwrap(), vec![cp.clone()]);
+    let report = boveda_audit::verify(all, &[cp], &key.public_key(), None);
+    assert!(report.is_intact(), "{report:?}");
 }

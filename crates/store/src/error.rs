@@ -18,8 +18,10 @@ pub enum Error {
 
 impl From<rusqlite::Error> for Error {
     fn from(e: rusqlite::Error) -> Self {
+        // SQLITE_CONSTRAINT_TRIGGER (1811) is a trigger refusing the write, not a duplicate.
         if let rusqlite::Error::SqliteFailure(f, _) = &e
             && f.code == rusqlite::ErrorCode::ConstraintViolation
+            && f.extended_code != 1811
         {
             return Error::Conflict("row");
         }

@@ -24,11 +24,12 @@ pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
+pub use boveda_audit::{Checkpoint, Event as AuditEvent, StoredEvent};
 pub use error::Error;
 pub use ids::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
-    CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow, RetireOutcome,
-    SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow, UserRow,
+    AuditFilter, CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow,
+    RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow, UserRow,
 };
 
 /// Result of store calls.
@@ -92,7 +93,12 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<SubjectKeyRow>>;
     /// Erases a subject: destroys its wrapped DEK first (the crypto-shredding point), then
     /// deletes its records and index entries. False if the subject did not exist.
-    async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool>;
+    async fn erase_subject(
+        &self,
+        tenant: TenantId,
+        subject: SubjectId,
+        audit: &[AuditEvent],
+    ) -> Result<bool>;
     /// Up to `limit` subject keys of a tenant wrapped by a KEK version other than `version`.
     async fn subject_keys_not_at(
         &self,
@@ -106,9 +112,14 @@ pub trait Store: Send + Sync + 'static {
     /// How many subject keys each KEK version wraps.
     async fn subject_key_versions(&self, tenant: TenantId) -> Result<Vec<(u32, u64)>>;
 
-    /// Inserts records and their index entries in one transaction: all or nothing.
-    /// [`Error::Conflict`] on a duplicate record id.
-    async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()>;
+    /// Inserts records and their index entries, and appends their audit events, in one
+    /// transaction: all or nothing. [`Error::Conflict`] on a duplicate record id.
+    async fn insert_records(
+        &self,
+        records: &[RecordRow],
+        index: &[IndexEntry],
+        audit: &[AuditEvent],
+    ) -> Result<()>;
     /// The records with these ids in a collection of a tenant; missing ids are left out.
     async fn records(
         &self,
@@ -123,10 +134,17 @@ pub trait Store: Send + Sync + 'static {
         record: &RecordRow,
         index: &[IndexEntry],
         expected_version: i64,
+        audit: &[AuditEvent],
     ) -> Result<bool>;
-    /// Deletes a record and its index entries; false if it did not exist.
-    async fn delete_record(&self, tenant: TenantId, collection: &str, id: RecordId)
-    -> Result<bool>;
+    /// Deletes a record and its index entries, appending the audit events in the same
+    /// transaction; false if it did not exist.
+    async fn delete_record(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        id: RecordId,
+        audit: &[AuditEvent],
+    ) -> Result<bool>;
     /// Records whose `field` has blind index `digest`, oldest first, at most `limit`.
     async fn search(
         &self,
@@ -189,4 +207,24 @@ pub trait Store: Send + Sync + 'static {
         day: i64,
         subjects: &[SubjectId],
     ) -> Result<u64>;
+
+    /// Appends audit events to their tenants' chains, assigning gapless sequence numbers and
+    /// chain hashes under a lock on each chain's head (so several nodes never fork a chain).
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>>;
+    /// Whether the audit journal accepts writes now (a rolled-back trial insert).
+    async fn audit_probe(&self) -> Result<()>;
+    /// A tenant's chain head: last sequence number and hash.
+    async fn audit_head(&self, tenant: TenantId) -> Result<Option<(u64, [u8; 32])>>;
+    /// Stored events of a tenant matching a filter, in sequence order, after `after_seq`.
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        filter: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>>;
+    /// Stores a signed checkpoint.
+    async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
+    /// A tenant's checkpoints, in sequence order.
+    async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>>;
 }

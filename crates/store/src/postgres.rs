@@ -7,9 +7,9 @@
 //! advisory lock, so nodes starting together migrate once.
 
 use crate::{
-    CollectionRow, Error, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId,
-    RecordRow, Result, RetireOutcome, SessionRow, Store, SubjectId, SubjectKeyRow, TenantId,
-    TenantKeyRow, TenantRow, UserRow,
+    AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry, KeyState, PolicyRow,
+    PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome, SessionRow, Store,
+    StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
@@ -56,6 +56,20 @@ CREATE TABLE policies (
 CREATE TABLE subject_access (
     tenant BYTEA NOT NULL, principal BYTEA NOT NULL, day BIGINT NOT NULL, subject BYTEA NOT NULL,
     PRIMARY KEY (tenant, principal, day, subject));
+"#,
+    r#"
+CREATE TABLE audit_events (
+    tenant BYTEA NOT NULL, seq BIGINT NOT NULL, encoded BYTEA NOT NULL, hash BYTEA NOT NULL,
+    at_ms BIGINT NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, collection TEXT,
+    purpose TEXT, outcome TEXT NOT NULL, PRIMARY KEY (tenant, seq));
+CREATE INDEX audit_events_time ON audit_events (tenant, at_ms);
+CREATE TABLE audit_subjects (
+    tenant BYTEA NOT NULL, subject BYTEA NOT NULL, seq BIGINT NOT NULL,
+    PRIMARY KEY (tenant, subject, seq));
+CREATE TABLE audit_heads (tenant BYTEA PRIMARY KEY, seq BIGINT NOT NULL, hash BYTEA NOT NULL);
+CREATE TABLE audit_checkpoints (
+    tenant BYTEA NOT NULL, seq BIGINT NOT NULL, hash BYTEA NOT NULL, at_ms BIGINT NOT NULL,
+    key_id BYTEA NOT NULL, signature BYTEA NOT NULL, PRIMARY KEY (tenant, seq));
 "#,
 ];
 
@@ -254,6 +268,103 @@ fn to_session(r: &Row) -> Result<SessionRow> {
         expires_at: r.try_get(5)?,
         mfa_at: r.try_get(6)?,
         revoked: r.try_get(7)?,
+    })
+}
+
+/// Appends audit events inside an open transaction. The head row of each tenant's chain is
+/// locked (`FOR UPDATE`) until the transaction ends, so appends from several nodes queue on it:
+/// no forks, no gaps.
+async fn append_audit_tx(
+    tx: &deadpool_postgres::Transaction<'_>,
+    events: &[AuditEvent],
+) -> Result<Vec<StoredEvent>> {
+    let mut heads: std::collections::HashMap<[u8; 16], (u64, [u8; 32])> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let head = match heads.get(&e.tenant) {
+            Some(h) => *h,
+            None => {
+                let t = &e.tenant[..];
+                let genesis = boveda_audit::genesis(&e.tenant);
+                tx.execute(
+                    "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+                    &[&t, &&genesis[..]],
+                )
+                .await?;
+                let row = tx
+                    .query_one(
+                        "SELECT seq, hash FROM audit_heads WHERE tenant = $1 FOR UPDATE",
+                        &[&t],
+                    )
+                    .await?;
+                let hash: Vec<u8> = row.try_get(1)?;
+                (
+                    row.try_get::<_, i64>(0)? as u64,
+                    hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+                )
+            }
+        };
+        let mut event = e.clone();
+        event.seq = head.0 + 1;
+        let encoded = event.encode();
+        let hash = boveda_audit::link_hash(&head.1, event.seq, &encoded);
+        tx.execute(
+            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+            &[
+                &&event.tenant[..],
+                &(event.seq as i64),
+                &encoded,
+                &&hash[..],
+                &event.at_ms,
+                &event.principal,
+                &event.action,
+                &event.collection,
+                &event.purpose,
+                &event.outcome.as_str(),
+            ],
+        )
+        .await?;
+        if !event.subjects.is_empty() {
+            let subjects: Vec<&[u8]> = event.subjects.iter().map(|s| &s[..]).collect();
+            tx.execute(
+                "INSERT INTO audit_subjects (tenant, subject, seq) SELECT $1, s, $3 FROM UNNEST($2::bytea[]) AS s ON CONFLICT DO NOTHING",
+                &[&&event.tenant[..], &subjects, &(event.seq as i64)],
+            )
+            .await?;
+        }
+        heads.insert(event.tenant, (event.seq, hash));
+        out.push(StoredEvent {
+            seq: event.seq,
+            encoded,
+            hash,
+        });
+    }
+    for (tenant, (seq, hash)) in heads {
+        tx.execute(
+            "UPDATE audit_heads SET seq = $2, hash = $3 WHERE tenant = $1",
+            &[&&tenant[..], &(seq as i64), &&hash[..]],
+        )
+        .await?;
+    }
+    Ok(out)
+}
+
+fn to_checkpoint(tenant: [u8; 16], r: &Row) -> Result<Checkpoint> {
+    let hash: Vec<u8> = r.try_get(1)?;
+    let key_id: Vec<u8> = r.try_get(3)?;
+    Ok(Checkpoint {
+        tenant,
+        seq: r.try_get::<_, i64>(0)? as u64,
+        hash: hash
+            .try_into()
+            .map_err(|_| Error::Corrupt("audit_checkpoints"))?,
+        at_ms: r.try_get(2)?,
+        key_id: key_id
+            .try_into()
+            .map_err(|_| Error::Corrupt("audit_checkpoints"))?,
+        signature: r.try_get(4)?,
     })
 }
 
@@ -648,7 +759,12 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool> {
+    async fn erase_subject(
+        &self,
+        tenant: TenantId,
+        subject: SubjectId,
+        audit: &[AuditEvent],
+    ) -> Result<bool> {
         let t = tenant.as_bytes().as_slice();
         let s = subject.as_bytes().as_slice();
         // Destroy the key first: from its commit on, the subject's ciphertexts are noise.
@@ -675,6 +791,9 @@ impl Store for PostgresStore {
             &[&t, &s],
         )
         .await?;
+        if existed {
+            append_audit_tx(&tx, audit).await?;
+        }
         tx.commit().await?;
         Ok(existed)
     }
@@ -737,7 +856,12 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()> {
+    async fn insert_records(
+        &self,
+        records: &[RecordRow],
+        index: &[IndexEntry],
+        audit: &[AuditEvent],
+    ) -> Result<()> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         if !records.is_empty() {
@@ -766,6 +890,7 @@ impl Store for PostgresStore {
             .map_err(|e| conflict(e, "record"))?;
         }
         insert_index(&tx, index).await?;
+        append_audit_tx(&tx, audit).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -797,6 +922,7 @@ impl Store for PostgresStore {
         r: &RecordRow,
         index: &[IndexEntry],
         expected_version: i64,
+        audit: &[AuditEvent],
     ) -> Result<bool> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
@@ -827,6 +953,7 @@ impl Store for PostgresStore {
         )
         .await?;
         insert_index(&tx, index).await?;
+        append_audit_tx(&tx, audit).await?;
         tx.commit().await?;
         Ok(true)
     }
@@ -836,6 +963,7 @@ impl Store for PostgresStore {
         tenant: TenantId,
         collection: &str,
         id: RecordId,
+        audit: &[AuditEvent],
     ) -> Result<bool> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
@@ -852,6 +980,9 @@ impl Store for PostgresStore {
             &[&t, &collection, &i],
         )
         .await?;
+        if n == 1 {
+            append_audit_tx(&tx, audit).await?;
+        }
         tx.commit().await?;
         Ok(n == 1)
     }
@@ -1096,5 +1227,109 @@ impl Store for PostgresStore {
             .await?
             .get(0);
         Ok(n as u64)
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>> {
+        let mut c = self.data.get().await?;
+        let tx = c.transaction().await?;
+        let out = append_audit_tx(&tx, events).await?;
+        tx.commit().await?;
+        Ok(out)
+    }
+
+    async fn audit_probe(&self) -> Result<()> {
+        let mut c = self.data.get().await?;
+        let tx = c.transaction().await?;
+        // A trial row that is never committed: it exercises the same table and triggers as an
+        // append.
+        tx.execute(
+            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, outcome)
+             VALUES ('\\x00', -1, '', '', 0, '', 'probe', 'allowed')",
+            &[],
+        )
+        .await?;
+        tx.rollback().await?;
+        Ok(())
+    }
+
+    async fn audit_head(&self, tenant: TenantId) -> Result<Option<(u64, [u8; 32])>> {
+        let c = self.data.get().await?;
+        let row = c
+            .query_opt(
+                "SELECT seq, hash FROM audit_heads WHERE tenant = $1",
+                &[&tenant.as_bytes().as_slice()],
+            )
+            .await?;
+        row.map(|r| {
+            let hash: Vec<u8> = r.try_get(1)?;
+            Ok((
+                r.try_get::<_, i64>(0)? as u64,
+                hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+            ))
+        })
+        .transpose()
+        .map(|h| h.filter(|(seq, _)| *seq > 0))
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        f: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let c = self.data.get().await?;
+        let t = tenant.as_bytes().to_vec();
+        let after = after_seq as i64;
+        let lim = limit as i64;
+        let subject = f.subject.map(|s| s.to_vec());
+        let rows = c
+            .query(
+                "SELECT e.seq, e.encoded, e.hash FROM audit_events e
+                 WHERE e.tenant = $1 AND e.seq > $2
+                   AND ($3::int8 IS NULL OR e.at_ms >= $3) AND ($4::int8 IS NULL OR e.at_ms < $4)
+                   AND ($5::text IS NULL OR e.principal = $5) AND ($6::text IS NULL OR e.action = $6)
+                   AND ($7::text IS NULL OR e.collection = $7) AND ($8::text IS NULL OR e.purpose = $8)
+                   AND ($9::text IS NULL OR e.outcome = $9)
+                   AND ($10::bytea IS NULL OR e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = e.tenant AND s.subject = $10))
+                 ORDER BY e.seq LIMIT $11",
+                &[&t, &after, &f.from_ms, &f.to_ms, &f.principal, &f.action, &f.collection, &f.purpose, &f.outcome, &subject, &lim],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                let hash: Vec<u8> = r.try_get(2)?;
+                Ok(StoredEvent {
+                    seq: r.try_get::<_, i64>(0)? as u64,
+                    encoded: r.try_get(1)?,
+                    hash: hash
+                        .try_into()
+                        .map_err(|_| Error::Corrupt("audit_events"))?,
+                })
+            })
+            .collect()
+    }
+
+    async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES ($1, $2, $3, $4, $5, $6)
+             ON CONFLICT DO NOTHING",
+            &[&&cp.tenant[..], &(cp.seq as i64), &&cp.hash[..], &cp.at_ms, &&cp.key_id[..], &cp.signature],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT seq, hash, at_ms, key_id, signature FROM audit_checkpoints WHERE tenant = $1 ORDER BY seq",
+            &[&tenant.as_bytes().as_slice()],
+        )
+        .await?
+        .iter()
+        .map(|r| to_checkpoint(*tenant.as_bytes(), r))
+        .collect()
     }
 }

@@ -223,3 +223,24 @@ pub struct PolicyRow {
     /// When, Unix milliseconds.
     pub created_at: i64,
 }
+
+/// What to select from a tenant's audit log. Empty fields match everything.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditFilter {
+    /// From this time, Unix milliseconds, inclusive.
+    pub from_ms: Option<i64>,
+    /// Until this time, Unix milliseconds, exclusive.
+    pub to_ms: Option<i64>,
+    /// Principal id.
+    pub principal: Option<String>,
+    /// Action, e.g. `record.read`.
+    pub action: Option<String>,
+    /// Collection.
+    pub collection: Option<String>,
+    /// Subject pseudonym (HMAC under the tenant's audit key).
+    pub subject: Option<[u8; 32]>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// Outcome: `allowed`, `denied` or `failed`.
+    pub outcome: Option<String>,
+}

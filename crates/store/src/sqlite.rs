@@ -7,9 +7,9 @@
 //! has one writer anyway) and a few reader connections; calls run on the blocking pool.
 
 use crate::{
-    CollectionRow, Error, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId,
-    RecordRow, Result, RetireOutcome, SessionRow, Store, SubjectId, SubjectKeyRow, TenantId,
-    TenantKeyRow, TenantRow, UserRow,
+    AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry, KeyState, PolicyRow,
+    PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome, SessionRow, Store,
+    StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow, UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -58,6 +58,20 @@ CREATE TABLE policies (
 CREATE TABLE subject_access (
     tenant BLOB NOT NULL, principal BLOB NOT NULL, day INTEGER NOT NULL, subject BLOB NOT NULL,
     PRIMARY KEY (tenant, principal, day, subject)) WITHOUT ROWID;
+"#,
+    r#"
+CREATE TABLE audit_events (
+    tenant BLOB NOT NULL, seq INTEGER NOT NULL, encoded BLOB NOT NULL, hash BLOB NOT NULL,
+    at_ms INTEGER NOT NULL, principal TEXT NOT NULL, action TEXT NOT NULL, collection TEXT,
+    purpose TEXT, outcome TEXT NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID;
+CREATE INDEX audit_events_time ON audit_events (tenant, at_ms);
+CREATE TABLE audit_subjects (
+    tenant BLOB NOT NULL, subject BLOB NOT NULL, seq INTEGER NOT NULL,
+    PRIMARY KEY (tenant, subject, seq)) WITHOUT ROWID;
+CREATE TABLE audit_heads (tenant BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BLOB NOT NULL);
+CREATE TABLE audit_checkpoints (
+    tenant BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, at_ms INTEGER NOT NULL,
+    key_id BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID;
 "#,
 ];
 
@@ -372,6 +386,152 @@ fn to_session(s: SessionTuple) -> Result<SessionRow> {
         mfa_at: s.6,
         revoked: s.7,
     })
+}
+
+/// Appends audit events inside an open transaction: per tenant, the head row gives the last
+/// sequence number and hash; each event gets the next number and links to the previous hash.
+/// The single writer connection serialises appends, so chains never fork.
+fn append_audit_tx(
+    tx: &rusqlite::Transaction<'_>,
+    events: &[AuditEvent],
+) -> Result<Vec<StoredEvent>> {
+    let mut heads: std::collections::HashMap<[u8; 16], (u64, [u8; 32])> =
+        std::collections::HashMap::new();
+    let mut out = Vec::with_capacity(events.len());
+    for e in events {
+        let head = match heads.get(&e.tenant) {
+            Some(h) => *h,
+            None => {
+                let row: Option<(i64, Vec<u8>)> = tx
+                    .query_row(
+                        "SELECT seq, hash FROM audit_heads WHERE tenant = ?1",
+                        [&e.tenant[..]],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                match row {
+                    Some((seq, hash)) => (
+                        seq as u64,
+                        hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+                    ),
+                    None => (0, boveda_audit::genesis(&e.tenant)),
+                }
+            }
+        };
+        let mut event = e.clone();
+        event.seq = head.0 + 1;
+        let encoded = event.encode();
+        let hash = boveda_audit::link_hash(&head.1, event.seq, &encoded);
+        tx.prepare_cached(
+            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+        )?
+        .execute(params![
+            &event.tenant[..],
+            event.seq as i64,
+            encoded,
+            &hash[..],
+            event.at_ms,
+            event.principal,
+            event.action,
+            event.collection,
+            event.purpose,
+            event.outcome.as_str()
+        ])?;
+        for subject in &event.subjects {
+            tx.prepare_cached(
+                "INSERT OR IGNORE INTO audit_subjects (tenant, subject, seq) VALUES (?1, ?2, ?3)",
+            )?
+            .execute(params![&event.tenant[..], &subject[..], event.seq as i64])?;
+        }
+        heads.insert(event.tenant, (event.seq, hash));
+        out.push(StoredEvent {
+            seq: event.seq,
+            encoded,
+            hash,
+        });
+    }
+    for (tenant, (seq, hash)) in heads {
+        tx.prepare_cached(
+            "INSERT INTO audit_heads (tenant, seq, hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+        )?
+        .execute(params![&tenant[..], seq as i64, &hash[..]])?;
+    }
+    Ok(out)
+}
+
+fn stored_event(seq: i64, encoded: Vec<u8>, hash: Vec<u8>) -> Result<StoredEvent> {
+    Ok(StoredEvent {
+        seq: seq as u64,
+        encoded,
+        hash: hash
+            .try_into()
+            .map_err(|_| Error::Corrupt("audit_events"))?,
+    })
+}
+
+type CheckpointTuple = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, [u8; 16]);
+
+fn checkpoint_row(tenant: [u8; 16], r: &rusqlite::Row<'_>) -> rusqlite::Result<CheckpointTuple> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        tenant,
+    ))
+}
+
+fn to_checkpoint(c: CheckpointTuple) -> Result<Checkpoint> {
+    Ok(Checkpoint {
+        tenant: c.5,
+        seq: c.0 as u64,
+        hash: c
+            .1
+            .try_into()
+            .map_err(|_| Error::Corrupt("audit_checkpoints"))?,
+        at_ms: c.2,
+        key_id: c
+            .3
+            .try_into()
+            .map_err(|_| Error::Corrupt("audit_checkpoints"))?,
+        signature: c.4,
+    })
+}
+
+/// Reads a tenant's audit log and checkpoints from a copy of `data.db`, opened read-only, for
+/// offline verification (`boveda audit verify --sqlite`).
+///
+/// # Errors
+/// [`Error::Config`] when the file cannot be opened, [`Error::Corrupt`] for rows that do not
+/// decode.
+pub fn read_audit_file(
+    path: &Path,
+    tenant: TenantId,
+) -> Result<(Vec<StoredEvent>, Vec<Checkpoint>)> {
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+    let t = tenant.as_bytes().as_slice();
+    let mut st = c.prepare("SELECT seq, CAST(encoded AS BLOB), CAST(hash AS BLOB) FROM audit_events WHERE tenant = ?1 ORDER BY seq")?;
+    let events = st
+        .query_map([t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Vec<u8>)>>>()?
+        .into_iter()
+        .map(|(s, e, h)| stored_event(s, e, h))
+        .collect::<Result<Vec<_>>>()?;
+    let mut st = c.prepare("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;
+    let cps = st
+        .query_map([t], |r| checkpoint_row(*tenant.as_bytes(), r))?
+        .collect::<rusqlite::Result<Vec<_>>>()?
+        .into_iter()
+        .map(to_checkpoint)
+        .collect::<Result<Vec<_>>>()?;
+    Ok((events, cps))
 }
 
 fn insert_index(tx: &rusqlite::Transaction<'_>, index: &[IndexEntry]) -> Result<()> {
@@ -800,7 +960,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn erase_subject(&self, tenant: TenantId, subject: SubjectId) -> Result<bool> {
+    async fn erase_subject(
+        &self,
+        tenant: TenantId,
+        subject: SubjectId,
+        audit: &[AuditEvent],
+    ) -> Result<bool> {
+        let audit = audit.to_vec();
         // Destroy the key first and make sure its bytes leave the WAL: from this point the
         // subject's ciphertexts are noise, in this file and in every copy of data.db.
         let existed = self
@@ -827,6 +993,9 @@ impl Store for SqliteStore {
                     "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
                     params![t, subject.as_bytes().as_slice()],
                 )?;
+                if existed {
+                    append_audit_tx(&tx, &audit)?;
+                }
                 tx.commit()?;
                 Ok(())
             })
@@ -898,8 +1067,13 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_records(&self, records: &[RecordRow], index: &[IndexEntry]) -> Result<()> {
-        let (records, index) = (records.to_vec(), index.to_vec());
+    async fn insert_records(
+        &self,
+        records: &[RecordRow],
+        index: &[IndexEntry],
+        audit: &[AuditEvent],
+    ) -> Result<()> {
+        let (records, index, audit) = (records.to_vec(), index.to_vec(), audit.to_vec());
         self.data
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -927,6 +1101,7 @@ impl Store for SqliteStore {
                     }
                 }
                 insert_index(&tx, &index)?;
+                append_audit_tx(&tx, &audit)?;
                 tx.commit()?;
                 Ok(())
             })
@@ -967,8 +1142,9 @@ impl Store for SqliteStore {
         r: &RecordRow,
         index: &[IndexEntry],
         expected_version: i64,
+        audit: &[AuditEvent],
     ) -> Result<bool> {
-        let (r, index) = (r.clone(), index.to_vec());
+        let (r, index, audit) = (r.clone(), index.to_vec(), audit.to_vec());
         self.data
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -995,6 +1171,7 @@ impl Store for SqliteStore {
                     params![t, r.collection, r.id.as_bytes().as_slice()],
                 )?;
                 insert_index(&tx, &index)?;
+                append_audit_tx(&tx, &audit)?;
                 tx.commit()?;
                 Ok(true)
             })
@@ -1006,8 +1183,9 @@ impl Store for SqliteStore {
         tenant: TenantId,
         collection: &str,
         id: RecordId,
+        audit: &[AuditEvent],
     ) -> Result<bool> {
-        let collection = collection.to_owned();
+        let (collection, audit) = (collection.to_owned(), audit.to_vec());
         self.data
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1020,6 +1198,9 @@ impl Store for SqliteStore {
                     "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND record = ?3",
                     params![t, collection, id.as_bytes().as_slice()],
                 )?;
+                if n == 1 {
+                    append_audit_tx(&tx, &audit)?;
+                }
                 tx.commit()?;
                 Ok(n == 1)
             })
@@ -1317,6 +1498,116 @@ impl Store for SqliteStore {
                 )?;
                 tx.commit()?;
                 Ok(n)
+            })
+            .await
+    }
+
+    async fn append_audit(&self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>> {
+        let events = events.to_vec();
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let out = append_audit_tx(&tx, &events)?;
+                tx.commit()?;
+                Ok(out)
+            })
+            .await
+    }
+
+    async fn audit_probe(&self) -> Result<()> {
+        self.data
+            .write(|c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                // A trial row that is never committed: it exercises the same table, triggers
+                // and disk as a real append.
+                tx.execute(
+                    "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, outcome)
+                     VALUES (X'00', -1, X'', X'', 0, '', 'probe', 'allowed')",
+                    [],
+                )?;
+                tx.rollback()?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn audit_head(&self, tenant: TenantId) -> Result<Option<(u64, [u8; 32])>> {
+        self.data
+            .read(move |c| {
+                let row: Option<(i64, Vec<u8>)> = c
+                    .query_row(
+                        "SELECT seq, hash FROM audit_heads WHERE tenant = ?1",
+                        [tenant.as_bytes().as_slice()],
+                        |r| Ok((r.get(0)?, r.get(1)?)),
+                    )
+                    .optional()?;
+                row.map(|(s, h)| {
+                    Ok((
+                        s as u64,
+                        h.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+                    ))
+                })
+                .transpose()
+            })
+            .await
+    }
+
+    async fn audit_events(
+        &self,
+        tenant: TenantId,
+        f: &AuditFilter,
+        after_seq: u64,
+        limit: usize,
+    ) -> Result<Vec<StoredEvent>> {
+        let f = f.clone();
+        self.data
+            .read(move |c| {
+                let mut sql = String::from("SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB) FROM audit_events e WHERE e.tenant = ?1 AND e.seq > ?2");
+                let mut args: Vec<rusqlite::types::Value> = vec![tenant.as_bytes().to_vec().into(), (after_seq as i64).into()];
+                let mut push = |clause: &str, v: rusqlite::types::Value| {
+                    args.push(v);
+                    sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+                };
+                if let Some(v) = f.from_ms { push(" AND e.at_ms >= ?", v.into()); }
+                if let Some(v) = f.to_ms { push(" AND e.at_ms < ?", v.into()); }
+                if let Some(v) = &f.principal { push(" AND e.principal = ?", v.clone().into()); }
+                if let Some(v) = &f.action { push(" AND e.action = ?", v.clone().into()); }
+                if let Some(v) = &f.collection { push(" AND e.collection = ?", v.clone().into()); }
+                if let Some(v) = &f.purpose { push(" AND e.purpose = ?", v.clone().into()); }
+                if let Some(v) = &f.outcome { push(" AND e.outcome = ?", v.clone().into()); }
+                if let Some(v) = f.subject {
+                    push(" AND e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = e.tenant AND s.subject = ?)", v.to_vec().into());
+                }
+                args.push((limit as i64).into());
+                sql.push_str(&format!(" ORDER BY e.seq LIMIT ?{}", args.len()));
+                let mut st = c.prepare(&sql)?;
+                let rows = st
+                    .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Vec<u8>)>>>()?;
+                rows.into_iter().map(|(s, e, h)| stored_event(s, e, h)).collect()
+            })
+            .await
+    }
+
+    async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        let cp = cp.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT OR IGNORE INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    params![&cp.tenant[..], cp.seq as i64, &cp.hash[..], cp.at_ms, &cp.key_id[..], cp.signature],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;
+                let rows = st.query_map([tenant.as_bytes().as_slice()], |r| checkpoint_row(*tenant.as_bytes(), r))?.collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(to_checkpoint).collect()
             })
             .await
     }

@@ -9,6 +9,7 @@
 
 mod harness;
 
+mod audit;
 mod canary;
 mod erasure;
 mod isolation;

@@ -1,0 +1,595 @@
+//! The audit journal in the vault: every call that touches personal data, every
+//! authentication, key, policy and schema change leaves one event in the tenant's hash chain
+//! (crate `boveda-audit`), durably, before any plaintext leaves.
+//!
+//! Writes carry their events into the store's own transaction. Reads and other events go
+//! through a group-commit appender: concurrent requests' events share one transaction (one
+//! fsync), and each request waits until its events are durable. If the journal cannot be
+//! written, the request fails with [`Error::AuditUnavailable`] (503) and nothing is served;
+//! readiness reports it, and the next successful append restores service by itself.
+
+use crate::principal::{Caller, PrincipalKind};
+use crate::vault::{TenantCache, Vault, now_ms};
+use crate::{Error, View};
+use boveda_audit::{AuditKey, Checkpoint, Event, Outcome, Report, StoredEvent, VerifierState};
+use boveda_crypto::sign::{PublicKey, SigningKey};
+use boveda_crypto::{SecretKey, WrapAad};
+use boveda_store::{AuditFilter, Store, SubjectId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use tokio::sync::{mpsc, oneshot};
+
+const SIGNING_SEED: &str = "audit_signing_seed";
+const MAX_GROUP: usize = 1024;
+
+struct Pending {
+    events: Vec<Event>,
+    done: oneshot::Sender<Result<Vec<StoredEvent>, ()>>,
+}
+
+/// The group-commit appender and the journal's health.
+pub(crate) struct Journal {
+    tx: mpsc::Sender<Pending>,
+    healthy: Arc<AtomicBool>,
+    pub(crate) signing: SigningKey,
+}
+
+fn set_health(healthy: &AtomicBool, ok: bool) {
+    healthy.store(ok, Ordering::Relaxed);
+    metrics::gauge!("boveda_audit_available").set(if ok { 1.0 } else { 0.0 });
+}
+
+impl Journal {
+    /// Starts the appender and loads (or creates, once per store) the checkpoint signing key,
+    /// kept as a seed wrapped by the root key.
+    pub(crate) async fn start(
+        store: Arc<dyn Store>,
+        root: &boveda_crypto::RootKey,
+    ) -> Result<Self, Error> {
+        let aad = WrapAad {
+            kind: "audit-sign",
+            tenant: b"",
+            owner: b"",
+        };
+        let candidate = root.wrap(&SecretKey::generate()?, &aad)?;
+        let wrapped = store.init_meta(SIGNING_SEED, &candidate).await?;
+        let signing = SigningKey::from_seed(&root.unwrap(&wrapped, &aad)?)?;
+        let (tx, mut rx) = mpsc::channel::<Pending>(4096);
+        let healthy = Arc::new(AtomicBool::new(true));
+        set_health(&healthy, true);
+        let h = Arc::clone(&healthy);
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut group = vec![first];
+                while group.len() < MAX_GROUP {
+                    match rx.try_recv() {
+                        Ok(p) => group.push(p),
+                        Err(_) => break,
+                    }
+                }
+                let events: Vec<Event> = group
+                    .iter()
+                    .flat_map(|p| p.events.iter().cloned())
+                    .collect();
+                match store.append_audit(&events).await {
+                    Ok(mut stored) => {
+                        set_health(&h, true);
+                        metrics::counter!("boveda_audit_events_total")
+                            .increment(stored.len() as u64);
+                        for p in group.into_iter().rev() {
+                            let mine = stored.split_off(stored.len() - p.events.len());
+                            let _ = p.done.send(Ok(mine));
+                        }
+                    }
+                    Err(e) => {
+                        set_health(&h, false);
+                        tracing::error!(error = %e, events = events.len(), "audit journal write failed; data calls are refused until it works");
+                        for p in group {
+                            let _ = p.done.send(Err(()));
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            tx,
+            healthy,
+            signing,
+        })
+    }
+
+    pub(crate) fn healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn mark(&self, ok: bool) {
+        set_health(&self.healthy, ok);
+    }
+
+    /// Appends events and waits until they are durable.
+    pub(crate) async fn append(&self, events: Vec<Event>) -> Result<Vec<StoredEvent>, Error> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Pending { events, done })
+            .await
+            .map_err(|_| Error::AuditUnavailable)?;
+        wait.await
+            .map_err(|_| Error::AuditUnavailable)?
+            .map_err(|()| Error::AuditUnavailable)
+    }
+}
+
+/// The audit key of a tenant: derived from its index key, so it needs no storage of its own.
+pub(crate) fn audit_key(t: &TenantCache) -> AuditKey {
+    AuditKey::from_bytes(t.keyring.index.mac(b"boveda.audit-key.v1"))
+}
+
+/// One entry of a subject's access history.
+#[derive(Debug, Clone, Serialize)]
+pub struct Access {
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Who: principal id.
+    pub principal: String,
+    /// What kind of principal.
+    pub principal_kind: String,
+    /// With which roles.
+    pub roles: Vec<String>,
+    /// What was done.
+    pub action: String,
+    /// Allowed, denied or failed.
+    pub outcome: String,
+    /// Collection.
+    pub collection: Option<String>,
+    /// Fields.
+    pub fields: Vec<String>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// How values were shown.
+    pub view: Option<String>,
+    /// The event's sequence number.
+    pub seq: u64,
+}
+
+/// Filters of an audit search, as callers give them (subject as an id, not a pseudonym).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// From, Unix milliseconds.
+    pub from_ms: Option<i64>,
+    /// Until, Unix milliseconds.
+    pub to_ms: Option<i64>,
+    /// Principal id.
+    pub principal: Option<String>,
+    /// Action.
+    pub action: Option<String>,
+    /// Collection.
+    pub collection: Option<String>,
+    /// Subject id.
+    pub subject: Option<SubjectId>,
+    /// Purpose.
+    pub purpose: Option<String>,
+    /// Outcome.
+    pub outcome: Option<String>,
+    /// Events after this sequence number (pagination).
+    pub after: Option<u64>,
+    /// At most this many (default 100, at most 1000).
+    pub limit: Option<usize>,
+}
+
+/// An event as the search shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditEntry {
+    /// Sequence number.
+    pub seq: u64,
+    /// Chain hash, hex.
+    pub hash: String,
+    /// The event.
+    pub event: Event,
+}
+
+impl Vault {
+    /// An event of this caller with the fields every event has.
+    pub(crate) fn event(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        t: Option<&TenantCache>,
+        action: &str,
+        outcome: Outcome,
+    ) -> Event {
+        let p = &caller.principal;
+        let kind = match p.kind {
+            PrincipalKind::Operator => "operator",
+            PrincipalKind::Service => "service",
+            PrincipalKind::Staff => "user",
+        };
+        let mut e = Event::new(
+            *tenant.as_bytes(),
+            now_ms(),
+            &p.id.to_string(),
+            kind,
+            action,
+            outcome,
+            &caller.request_id,
+        );
+        e.roles = p.grants.roles.clone();
+        if let Some(s) = &p.staff {
+            e.session = Some(hex::encode(&s.token_hash[..8.min(s.token_hash.len())]));
+            e.mfa_at_ms = Some(s.mfa_at_ms);
+        }
+        if let (Some(t), Some(ip)) = (t, caller.client) {
+            e.client = Some(audit_key(t).pseudonym("client", ip.to_string().as_bytes()));
+        }
+        e
+    }
+
+    /// Subject pseudonyms for an event.
+    pub(crate) fn subjects(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
+        let key = audit_key(t);
+        let mut out: Vec<[u8; 32]> = subjects
+            .iter()
+            .map(|s| key.pseudonym("subject", s.as_bytes()))
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+
+    /// Sets the data-access fields of an event.
+    #[allow(clippy::too_many_arguments)] // the facts of one access
+    pub(crate) fn access(
+        mut e: Event,
+        t: &TenantCache,
+        collection: &str,
+        records: Vec<String>,
+        subjects: &[SubjectId],
+        fields: Vec<String>,
+        purpose: Option<&str>,
+        view: Option<View>,
+    ) -> Event {
+        let spec = t.collections.get(collection);
+        e.grade = spec
+            .and_then(|s| {
+                fields
+                    .iter()
+                    .filter_map(|f| s.fields.get(f))
+                    .map(|f| f.grade)
+                    .max()
+            })
+            .map(|g| g.as_str().to_owned());
+        e.collection = Some(collection.to_owned());
+        e.records = records;
+        e.subjects = Self::subjects(t, subjects);
+        e.fields = fields;
+        e.purpose = purpose.map(str::to_owned);
+        e.view = view.map(|v| v.as_str().to_owned());
+        e
+    }
+
+    /// Appends events durably (group commit), or fails closed.
+    pub(crate) async fn audit(&self, events: Vec<Event>) -> Result<(), Error> {
+        if !self.inner.config.audit || events.is_empty() {
+            return Ok(());
+        }
+        let stored = self.inner.journal.append(events.clone()).await?;
+        self.after_append(&events, &stored).await;
+        Ok(())
+    }
+
+    /// Checkpoints every N events, and feeds the analyzer.
+    pub(crate) async fn after_append(&self, events: &[Event], stored: &[StoredEvent]) {
+        let every = self.inner.config.checkpoint_every;
+        for (e, s) in events.iter().zip(stored) {
+            if every > 0 && s.seq % every == 0 {
+                let cp = Checkpoint::sign(
+                    e.tenant,
+                    s.seq,
+                    s.hash,
+                    now_ms(),
+                    &self.inner.journal.signing,
+                );
+                if let Err(err) = self.st("add_checkpoint").add_checkpoint(&cp).await {
+                    tracing::warn!(error = %err, "could not store an audit checkpoint; the next one will cover it");
+                }
+            }
+        }
+    }
+
+    /// Events of a write, for the store to commit with it.
+    pub(crate) fn write_events(&self, events: Vec<Event>) -> Vec<Event> {
+        if self.inner.config.audit {
+            events
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// Notes that a write's events were committed (the store returned success).
+    pub(crate) fn journal_ok(&self) {
+        self.inner.journal.mark(true);
+    }
+
+    /// Maps a store failure of a write with events to a fail-closed answer when the journal is
+    /// what failed.
+    pub(crate) async fn write_failed(&self, e: boveda_store::Error) -> Error {
+        if matches!(e, boveda_store::Error::Unavailable(_))
+            && self.st("audit_probe").audit_probe().await.is_err()
+        {
+            self.inner.journal.mark(false);
+            return Error::AuditUnavailable;
+        }
+        e.into()
+    }
+
+    /// Whether the journal can be written (for `/readyz`); probes when it last failed, so that
+    /// readiness comes back by itself.
+    pub(crate) async fn journal_ready(&self) -> bool {
+        if self.inner.journal.healthy() {
+            return true;
+        }
+        let ok = self.st("audit_probe").audit_probe().await.is_ok();
+        self.inner.journal.mark(ok);
+        ok
+    }
+
+    fn audit_reader(caller: &Caller) -> Result<TenantId, Error> {
+        let p = &caller.principal;
+        let tenant = p.tenant.ok_or_else(|| {
+            Error::Forbidden("platform operators do not read tenants' audit logs".into())
+        })?;
+        let ok = match p.kind {
+            PrincipalKind::Staff => ["auditor", "privacy_officer", "security_responder"]
+                .iter()
+                .any(|r| p.has_role(r)),
+            PrincipalKind::Service => p.grants.allows(crate::Scope::Audit),
+            PrincipalKind::Operator => false,
+        };
+        if ok {
+            Ok(tenant)
+        } else {
+            Err(Error::Forbidden("the auditor, privacy_officer or security_responder role (or the audit scope) is required".into()))
+        }
+    }
+
+    /// Searches the caller's tenant's audit log (auditors, privacy officer, responders).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn audit_events(
+        &self,
+        caller: &Caller,
+        q: &AuditQuery,
+    ) -> Result<Vec<AuditEntry>, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        let t = self.cached(tenant).await?;
+        let filter = AuditFilter {
+            from_ms: q.from_ms,
+            to_ms: q.to_ms,
+            principal: q.principal.clone(),
+            action: q.action.clone(),
+            collection: q.collection.clone(),
+            subject: q
+                .subject
+                .map(|s| audit_key(&t).pseudonym("subject", s.as_bytes())),
+            purpose: q.purpose.clone(),
+            outcome: q.outcome.clone(),
+        };
+        let stored = self
+            .st("audit_events")
+            .audit_events(
+                tenant,
+                &filter,
+                q.after.unwrap_or(0),
+                q.limit.unwrap_or(100).clamp(1, 1000),
+            )
+            .await?;
+        let mut out = Vec::with_capacity(stored.len());
+        for s in stored {
+            let event = Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
+            out.push(AuditEntry {
+                seq: s.seq,
+                hash: hex::encode(s.hash),
+                event,
+            });
+        }
+        // Reading the audit log is itself audited.
+        self.audit(vec![self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "audit.read",
+            Outcome::Allowed,
+        )])
+        .await?;
+        Ok(out)
+    }
+
+    /// Exports stored events from `after` as JSON lines (`jsonl`) or CEF lines (`cef`).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::Invalid`] for another format.
+    pub async fn audit_export(
+        &self,
+        caller: &Caller,
+        format: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<String, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        let t = self.cached(tenant).await?;
+        let stored = self
+            .st("audit_events")
+            .audit_events(
+                tenant,
+                &AuditFilter::default(),
+                after,
+                limit.clamp(1, 100_000),
+            )
+            .await?;
+        let mut out = String::new();
+        for s in &stored {
+            let line = match format {
+                "jsonl" => boveda_audit::to_json_line(s),
+                "cef" => boveda_audit::to_cef(s),
+                _ => return Err(Error::invalid("format", "jsonl_or_cef")),
+            }
+            .map_err(|_| Error::Integrity("audit event"))?;
+            out.push_str(&line);
+            out.push('\n');
+        }
+        self.audit(vec![self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "audit.export",
+            Outcome::Allowed,
+        )])
+        .await?;
+        Ok(out)
+    }
+
+    /// The public key that verifies checkpoints.
+    pub fn audit_public_key(&self) -> PublicKey {
+        self.inner.journal.signing.public_key()
+    }
+
+    /// Signs a checkpoint of the caller's tenant's chain head now.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn audit_checkpoint(&self, caller: &Caller) -> Result<Option<Checkpoint>, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        self.checkpoint_tenant(tenant).await
+    }
+
+    /// Signs a checkpoint of a tenant's chain head, if it has events past the last one.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn checkpoint_tenant(&self, tenant: TenantId) -> Result<Option<Checkpoint>, Error> {
+        let Some((seq, hash)) = self.st("audit_head").audit_head(tenant).await? else {
+            return Ok(None);
+        };
+        let last = self
+            .st("checkpoints")
+            .checkpoints(tenant)
+            .await?
+            .last()
+            .map_or(0, |c| c.seq);
+        if seq == last {
+            return Ok(None);
+        }
+        let cp = Checkpoint::sign(
+            *tenant.as_bytes(),
+            seq,
+            hash,
+            now_ms(),
+            &self.inner.journal.signing,
+        );
+        self.st("add_checkpoint").add_checkpoint(&cp).await?;
+        Ok(Some(cp))
+    }
+
+    /// Checkpoints every tenant with events past its last checkpoint (the periodic job).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn checkpoint_all(&self) -> Result<usize, Error> {
+        let mut n = 0;
+        for t in self.st("tenants").tenants().await? {
+            n += usize::from(self.checkpoint_tenant(t.id).await?.is_some());
+        }
+        Ok(n)
+    }
+
+    /// Verifies the caller's tenant's chain and checkpoints.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn audit_verify(&self, caller: &Caller) -> Result<Report, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .st("audit_events")
+                .audit_events(tenant, &AuditFilter::default(), after, 10_000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            events.extend(page);
+        }
+        let cps = self.st("checkpoints").checkpoints(tenant).await?;
+        Ok(boveda_audit::verify(
+            events,
+            &cps,
+            &self.audit_public_key(),
+            None::<&VerifierState>,
+        ))
+    }
+
+    /// Who read a subject's data, when, which fields, why and how (privacy officer, auditor).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn access_history(
+        &self,
+        caller: &Caller,
+        subject: SubjectId,
+    ) -> Result<Vec<Access>, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        let t = self.cached(tenant).await?;
+        let filter = AuditFilter {
+            subject: Some(audit_key(&t).pseudonym("subject", subject.as_bytes())),
+            ..AuditFilter::default()
+        };
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .st("audit_events")
+                .audit_events(tenant, &filter, after, 1000)
+                .await?;
+            let Some(last) = page.last() else { break };
+            after = last.seq;
+            for s in page {
+                let e = Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
+                out.push(Access {
+                    at_ms: e.at_ms,
+                    principal: e.principal,
+                    principal_kind: e.principal_kind,
+                    roles: e.roles,
+                    action: e.action,
+                    outcome: e.outcome.as_str().to_owned(),
+                    collection: e.collection,
+                    fields: e.fields,
+                    purpose: e.purpose,
+                    view: e.view,
+                    seq: s.seq,
+                });
+            }
+        }
+        // A subject the tenant never had (or another tenant's) looks like any unknown id; an
+        // erased subject keeps its history.
+        if out.is_empty()
+            && self
+                .st("subject_keys")
+                .subject_keys(tenant, &[subject])
+                .await?
+                .is_empty()
+        {
+            return Err(Error::NotFound("subject"));
+        }
+        self.audit(vec![self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "audit.access_history",
+            Outcome::Allowed,
+        )])
+        .await?;
+        Ok(out)
+    }
+}

@@ -1,0 +1,602 @@
+//! The audit log through the product: one event per data request, access history, verify,
+//! a tamper matrix on both backends, fail-closed and recovery.
+
+use crate::harness::{Backend, Server};
+use boveda_core::AuditReport;
+use boveda_core::offline::{Source, verify};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+struct Log {
+    s: Server,
+    tenant: String,
+    key: String,
+}
+
+async fn workload(backend: Backend) -> (Log, BTreeMap<String, usize>) {
+    let s = Server::start(backend).await;
+    let (tenant, key) = s.tenant("audited").await;
+    s.customers(&key).await;
+    let mut expected: BTreeMap<String, usize> = BTreeMap::new();
+    let mut n = |a: &str| *expected.entry(a.to_owned()).or_default() += 1;
+    let w = s
+        .ok(
+            &key,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [
+            {"fields": {"email": "uno@example.com", "phone": "13800000001"}},
+            {"fields": {"email": "dos@example.com", "phone": "13800000002"}},
+            {"fields": {"email": "tres@example.com"}}]})),
+        )
+        .await;
+    n("record.write");
+    let ids: Vec<String> = w["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["id"].as_str().unwrap().to_owned())
+        .collect();
+    let subjects: Vec<String> = w["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["subject_id"].as_str().unwrap().to_owned())
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        let view = ["plain", "masked", "redacted"][i % 3];
+        s.ok(
+            &key,
+            Method::GET,
+            &format!("/v1/collections/customers/records/{id}?purpose=customer_support&view={view}"),
+            None,
+        )
+        .await;
+        n("record.read");
+    }
+    s.ok(
+        &key,
+        Method::POST,
+        "/v1/collections/customers/records/batch-get?purpose=billing",
+        Some(json!({"ids": ids})),
+    )
+    .await;
+    n("record.read");
+    s.ok(
+        &key,
+        Method::POST,
+        "/v1/collections/customers/search?purpose=customer_support",
+        Some(json!({"field": "email", "value": "uno@example.com"})),
+    )
+    .await;
+    n("record.search");
+    s.ok(
+        &key,
+        Method::POST,
+        "/v1/collections/customers/count?purpose=analytics",
+        Some(json!({"field": "phone", "values": ["13800000001"]})),
+    )
+    .await;
+    n("record.count");
+    s.ok(
+        &key,
+        Method::PATCH,
+        &format!(
+            "/v1/collections/customers/records/{}?purpose=billing",
+            ids[1]
+        ),
+        Some(json!({"fields": {"phone": "13800000009"}})),
+    )
+    .await;
+    n("record.update");
+    s.ok(
+        &key,
+        Method::DELETE,
+        &format!(
+            "/v1/collections/customers/records/{}?purpose=billing",
+            ids[2]
+        ),
+        None,
+    )
+    .await;
+    n("record.delete");
+    s.ok(
+        &key,
+        Method::DELETE,
+        &format!("/v1/subjects/{}?purpose=data_subject_request", subjects[1]),
+        None,
+    )
+    .await;
+    n("subject.erase");
+    s.ok(&key, Method::POST, "/v1/keys/rotate", None).await;
+    n("key.rotate");
+    // Requests that touch no personal data leave no data event: a bad purpose, an unknown id.
+    s.call(
+        &key,
+        Method::GET,
+        &format!(
+            "/v1/collections/customers/records/{}?purpose=gossip",
+            ids[0]
+        ),
+        None,
+    )
+    .await;
+    (Log { s, tenant, key }, expected)
+}
+
+async fn events(log: &Log, query: &str) -> Vec<Value> {
+    let v = log
+        .s
+        .ok(
+            &log.key,
+            Method::GET,
+            &format!("/v1/audit/events?limit=1000{query}"),
+            None,
+        )
+        .await;
+    v["events"].as_array().unwrap().clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_data_request_leaves_exactly_one_event_without_values() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let (log, expected) = workload(backend).await;
+        let all = events(&log, "").await;
+        let mut counted: BTreeMap<String, usize> = BTreeMap::new();
+        for e in &all {
+            let action = e["event"]["action"].as_str().unwrap();
+            if action.starts_with("record.")
+                || action.starts_with("subject.")
+                || action.starts_with("key.")
+            {
+                *counted.entry(action.to_owned()).or_default() += 1;
+            }
+        }
+        assert_eq!(counted, expected, "{backend:?}");
+        let seqs: Vec<u64> = all.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
+        assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "gapless");
+        let text = serde_json::to_string(&all).unwrap();
+        for value in ["uno@example.com", "13800000001", "+8613800000009", "dos@"] {
+            assert!(!text.contains(value), "{value} in the audit log");
+        }
+        let read = all
+            .iter()
+            .find(|e| e["event"]["action"] == "record.read")
+            .unwrap();
+        assert_eq!(read["event"]["purpose"], "customer_support");
+        assert_eq!(read["event"]["view"], "plain");
+        assert!(
+            read["event"]["fields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|f| f == "phone")
+        );
+        assert_eq!(read["event"]["subjects"].as_array().unwrap().len(), 1);
+        let r = log
+            .s
+            .ok(&log.key, Method::GET, "/v1/audit/verify", None)
+            .await;
+        assert_eq!(r["status"], "intact", "{r}");
+        // Filters.
+        let only_reads = events(&log, "&action=record.read").await;
+        assert_eq!(only_reads.len(), expected["record.read"]);
+        let denied = events(&log, "&outcome=denied").await;
+        assert!(denied.is_empty());
+        log.s.stop().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_history_lists_who_read_what_why_and_how() {
+    let s = Server::start(Backend::Sqlite).await;
+    let (_t, key) = s.tenant("history").await;
+    s.customers(&key).await;
+    let w = s.ok(&key, Method::POST, "/v1/collections/customers/records?purpose=billing", Some(json!({"records": [{"fields": {"email": "h@example.com", "phone": "13800000001"}}]}))).await;
+    let (rid, sid) = (
+        w["records"][0]["id"].as_str().unwrap(),
+        w["records"][0]["subject_id"].as_str().unwrap(),
+    );
+    s.ok(
+        &key,
+        Method::GET,
+        &format!("/v1/collections/customers/records/{rid}?purpose=customer_support&view=masked"),
+        None,
+    )
+    .await;
+    let h = s
+        .ok(
+            &key,
+            Method::GET,
+            &format!("/v1/subjects/{sid}/access-history"),
+            None,
+        )
+        .await;
+    let acc = h["accesses"].as_array().unwrap();
+    assert_eq!(
+        acc.iter()
+            .map(|a| a["action"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        vec!["record.write", "record.read"]
+    );
+    assert_eq!(acc[1]["purpose"], "customer_support");
+    assert_eq!(acc[1]["view"], "masked");
+    assert_eq!(acc[1]["roles"], json!(["service"]));
+    let (st, _) = s
+        .call(
+            &key,
+            Method::GET,
+            "/v1/subjects/01a22789-0000-7000-8000-000000000000/access-history",
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    s.stop().await;
+}
+
+fn sqlite(path: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(path).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
+    let (log, _) = workload(Backend::Sqlite).await;
+    for _ in 0..5 {
+        log.s
+            .ok(&log.key, Method::GET, "/v1/collections", None)
+            .await;
+    }
+    log.s
+        .ok(&log.key, Method::POST, "/v1/audit/checkpoints", None)
+        .await;
+    let tenant: boveda_core::TenantId = log.tenant.parse().unwrap();
+    let key = log.s.vault.audit_public_key();
+    // A few more events after the checkpoint: the unsigned tail.
+    let ids = events(&log, "&action=record.read").await;
+    let rid = ids[0]["event"]["records"][0].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        log.s
+            .ok(
+                &log.key,
+                Method::GET,
+                &format!("/v1/collections/customers/records/{rid}?purpose=billing"),
+                None,
+            )
+            .await;
+    }
+    let dir = log.s.dir.clone();
+    let (_cfg, tmp) = log.s.stop().await;
+    let data = dir.join("data.db");
+    // Fold the journal into the file, so that a plain copy of data.db is the whole database.
+    sqlite(&data)
+        .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+        .unwrap();
+    let work = tempfile::tempdir().unwrap();
+    let state = work.path().join("state.json");
+
+    // Clean: intact, a hundred times, and the state is saved.
+    for _ in 0..100 {
+        let r = verify(&Source::Sqlite(data.clone()), tenant, &key, Some(&state))
+            .await
+            .unwrap();
+        assert!(r.is_intact(), "false alarm: {r:?}");
+    }
+    let AuditReport::Intact {
+        last_seq,
+        checkpoint_seq,
+        ..
+    } = verify(&Source::Sqlite(data.clone()), tenant, &key, None)
+        .await
+        .unwrap()
+    else {
+        panic!()
+    };
+    assert!(
+        checkpoint_seq > 2 && last_seq > checkpoint_seq,
+        "{checkpoint_seq} {last_seq}"
+    );
+    let mid = checkpoint_seq / 2;
+    let t = tenant.as_bytes().to_vec();
+
+    type Tamper = fn(&rusqlite::Connection, u64, u64) -> usize;
+    let cases: Vec<(&str, Tamper)> = vec![
+        ("flip a byte of an event", |c, mid, _| {
+            c.execute("UPDATE audit_events SET encoded = substr(encoded, 1, 20) || X'FF' || substr(encoded, 22) WHERE seq = ?1", [mid as i64]).unwrap()
+        }),
+        ("flip a byte of a stored hash", |c, mid, _| {
+            c.execute(
+                "UPDATE audit_events SET hash = X'00' || substr(hash, 2) WHERE seq = ?1",
+                [mid as i64],
+            )
+            .unwrap()
+        }),
+        ("delete a middle event", |c, mid, _| {
+            c.execute("DELETE FROM audit_events WHERE seq = ?1", [mid as i64])
+                .unwrap()
+        }),
+        ("delete the tail", |c, _, cp| {
+            c.execute("DELETE FROM audit_events WHERE seq > ?1", [cp as i64 - 2])
+                .unwrap()
+        }),
+        ("swap two events", |c, mid, _| {
+            let get = |seq: u64| -> (Vec<u8>, Vec<u8>) {
+                c.query_row(
+                    "SELECT encoded, hash FROM audit_events WHERE seq = ?1",
+                    [seq as i64],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .unwrap()
+            };
+            let (a, b) = (get(mid), get(mid + 1));
+            c.execute(
+                "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE seq = ?3",
+                rusqlite::params![b.0, b.1, mid as i64],
+            )
+            .unwrap()
+                + c.execute(
+                    "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE seq = ?3",
+                    rusqlite::params![a.0, a.1, mid as i64 + 1],
+                )
+                .unwrap()
+        }),
+        ("edit a checkpoint", |c, _, cp| {
+            c.execute("UPDATE audit_checkpoints SET signature = X'00' || substr(signature, 2) WHERE seq = ?1", [cp as i64]).unwrap()
+        }),
+        ("move a checkpoint", |c, _, cp| {
+            c.execute(
+                "UPDATE audit_checkpoints SET seq = seq - 1 WHERE seq = ?1",
+                [cp as i64],
+            )
+            .unwrap()
+        }),
+    ];
+    for (name, tamper) in cases {
+        let copy = work.path().join(format!("{}.db", name.replace(' ', "-")));
+        std::fs::copy(&data, &copy).unwrap();
+        let c = sqlite(&copy);
+        let n = tamper(&c, mid, checkpoint_seq);
+        assert!(n > 0, "{name}: the tamper changed nothing");
+        drop(c);
+        let r = verify(&Source::Sqlite(copy.clone()), tenant, &key, Some(&state))
+            .await
+            .unwrap();
+        assert!(!r.is_intact(), "{name} not detected");
+    }
+
+    // A forged event with recomputed hashes (no signing key): the checkpoint catches it.
+    let copy = work.path().join("forged.db");
+    std::fs::copy(&data, &copy).unwrap();
+    {
+        let c = sqlite(&copy);
+        let rows: Vec<(i64, Vec<u8>)> = c
+            .prepare("SELECT seq, encoded FROM audit_events WHERE tenant = ?1 ORDER BY seq")
+            .unwrap()
+            .query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        let mut prev = boveda_audit_genesis(&t);
+        for (seq, enc) in rows {
+            let mut event = decode(&enc);
+            if seq as u64 == mid {
+                event.purpose = Some("forged".into());
+            }
+            let enc = event.encode();
+            let hash = link(&prev, seq as u64, &enc);
+            c.execute(
+                "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE tenant = ?3 AND seq = ?4",
+                rusqlite::params![enc, &hash[..], &t, seq],
+            )
+            .unwrap();
+            prev = hash;
+        }
+    }
+    let r = verify(&Source::Sqlite(copy), tenant, &key, None)
+        .await
+        .unwrap();
+    assert!(
+        matches!(r, AuditReport::Broken { .. }),
+        "forged chain not detected: {r:?}"
+    );
+
+    // An older copy put back: the saved state sees the rollback.
+    let old = work.path().join("old.db");
+    std::fs::copy(&data, &old).unwrap();
+    sqlite(&old)
+        .execute(
+            &format!("DELETE FROM audit_events WHERE seq > {}", last_seq - 1),
+            [],
+        )
+        .unwrap();
+    let r = verify(&Source::Sqlite(old), tenant, &key, Some(&state))
+        .await
+        .unwrap();
+    assert!(!r.is_intact(), "rollback not detected: {r:?}");
+    drop(tmp);
+}
+
+fn decode(enc: &[u8]) -> boveda_store::AuditEvent {
+    boveda_store::AuditEvent::decode(enc).unwrap()
+}
+
+fn boveda_audit_genesis(t: &[u8]) -> [u8; 32] {
+    let t: [u8; 16] = t.try_into().unwrap();
+    boveda_audit::genesis(&t)
+}
+
+fn link(prev: &[u8; 32], seq: u64, enc: &[u8]) -> [u8; 32] {
+    boveda_audit::link_hash(prev, seq, enc)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tamper_on_postgres_is_detected() {
+    let (log, _) = workload(Backend::Postgres).await;
+    log.s
+        .ok(&log.key, Method::POST, "/v1/audit/checkpoints", None)
+        .await;
+    let tenant: boveda_core::TenantId = log.tenant.parse().unwrap();
+    let key = log.s.vault.audit_public_key();
+    let schema = log.s.cfg.storage.postgres_schema.clone();
+    let url = boveda_store::postgres::test_url();
+    let src = Source::Postgres {
+        url: url.clone(),
+        schema: schema.clone(),
+    };
+    assert!(verify(&src, tenant, &key, None).await.unwrap().is_intact());
+    let (client, conn) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let t = tenant.as_bytes().to_vec();
+    let row = client
+        .query_one(
+            &format!(
+                "SELECT encoded, hash FROM {schema}.audit_events WHERE tenant = $1 AND seq = 3"
+            ),
+            &[&t],
+        )
+        .await
+        .unwrap();
+    let (enc, hash): (Vec<u8>, Vec<u8>) = (row.get(0), row.get(1));
+    let mut bad = enc.clone();
+    bad[25] ^= 1;
+    client
+        .execute(
+            &format!("UPDATE {schema}.audit_events SET encoded = $2 WHERE tenant = $1 AND seq = 3"),
+            &[&t, &bad],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !verify(&src, tenant, &key, None).await.unwrap().is_intact(),
+        "modified event"
+    );
+    client
+        .execute(
+            &format!("UPDATE {schema}.audit_events SET encoded = $2 WHERE tenant = $1 AND seq = 3"),
+            &[&t, &enc],
+        )
+        .await
+        .unwrap();
+    assert!(
+        verify(&src, tenant, &key, None).await.unwrap().is_intact(),
+        "restored"
+    );
+    client
+        .execute(
+            &format!("DELETE FROM {schema}.audit_events WHERE tenant = $1 AND seq = 3"),
+            &[&t],
+        )
+        .await
+        .unwrap();
+    assert!(
+        !verify(&src, tenant, &key, None).await.unwrap().is_intact(),
+        "deleted event"
+    );
+    client
+        .execute(
+            &format!("INSERT INTO {schema}.audit_events (tenant, seq, encoded, hash, at_ms, principal, action, outcome) VALUES ($1, 3, $2, $3, 0, '', '', 'allowed')"),
+            &[&t, &enc, &hash],
+        )
+        .await
+        .unwrap();
+    assert!(
+        verify(&src, tenant, &key, None).await.unwrap().is_intact(),
+        "restored"
+    );
+    client.execute(&format!("UPDATE {schema}.audit_checkpoints SET signature = '\\x00' || substring(signature from 2) WHERE tenant = $1"), &[&t]).await.unwrap();
+    assert!(
+        !verify(&src, tenant, &key, None).await.unwrap().is_intact(),
+        "edited checkpoint"
+    );
+    let r = log
+        .s
+        .ok(&log.key, Method::GET, "/v1/audit/verify", None)
+        .await;
+    assert_eq!(r["status"], "broken", "the API verifier sees it too: {r}");
+    log.s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
+    let s = Server::start(Backend::Sqlite).await;
+    let (_t, key) = s.tenant("failclosed").await;
+    s.customers(&key).await;
+    let w = s.ok(&key, Method::POST, "/v1/collections/customers/records?purpose=billing", Some(json!({"records": [{"fields": {"email": "fc@example.com", "phone": "13811112222"}}]}))).await;
+    let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
+    let read = format!("/v1/collections/customers/records/{rid}?purpose=billing&view=plain");
+    s.ok(&key, Method::GET, &read, None).await;
+
+    let c = sqlite(&s.dir.join("data.db"));
+    c.execute_batch("CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'journal blocked'); END;").unwrap();
+    let (st, v) = s.call(&key, Method::GET, &read, None).await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable")),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains("fc@example.com") && !v.to_string().contains("13811112222"),
+        "no plaintext without its event"
+    );
+    let (st, v) = s
+        .call(
+            &key,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [{"fields": {"email": "lost@example.com"}}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    let ready = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("boveda_audit_available 0"),
+        "the metric says so"
+    );
+
+    c.execute_batch("DROP TRIGGER block_audit;").unwrap();
+    let ready = s
+        .client
+        .get(format!("{}/readyz", s.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        ready.status(),
+        StatusCode::OK,
+        "readiness comes back by itself"
+    );
+    let v = s.ok(&key, Method::GET, &read, None).await;
+    assert_eq!(v["fields"]["email"], "fc@example.com");
+    // The refused write left nothing behind; the log is intact.
+    let found = s
+        .ok(
+            &key,
+            Method::POST,
+            "/v1/collections/customers/search?purpose=billing",
+            Some(json!({"field": "email", "value": "lost@example.com"})),
+        )
+        .await;
+    assert!(found["matches"].as_array().unwrap().is_empty());
+    assert_eq!(
+        s.ok(&key, Method::GET, "/v1/audit/verify", None).await["status"],
+        "intact"
+    );
+    s.stop().await;
+}
