@@ -281,6 +281,17 @@ impl Vault {
     /// Checkpoints every N events, and feeds the analyzer.
     pub(crate) async fn after_append(&self, events: &[Event], stored: &[StoredEvent]) {
         let every = self.inner.config.checkpoint_every;
+        let mut alerts = Vec::new();
+        if let Ok(mut a) = self.inner.analyzer.lock() {
+            for (e, s) in events.iter().zip(stored) {
+                let mut e = e.clone();
+                e.seq = s.seq;
+                alerts.extend(a.observe(&e));
+            }
+        }
+        for alert in alerts {
+            self.raise(alert).await;
+        }
         for (e, s) in events.iter().zip(stored) {
             if every > 0 && s.seq % every == 0 {
                 let cp = Checkpoint::sign(
@@ -591,5 +602,134 @@ impl Vault {
         )])
         .await?;
         Ok(out)
+    }
+}
+
+/// An alert as callers see it.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertView {
+    /// Id.
+    pub id: boveda_store::AlertId,
+    /// The rule that raised it.
+    pub kind: String,
+    /// The principal concerned.
+    pub principal: String,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Sequence numbers of the audit events that raised it.
+    pub events: Vec<u64>,
+    /// What was seen.
+    pub detail: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
+}
+
+impl Vault {
+    /// Stores an alert and runs the configured response.
+    async fn raise(&self, alert: boveda_audit::Alert) {
+        let tenant = TenantId::from_bytes(alert.tenant);
+        let kind = serde_json::to_value(alert.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        metrics::counter!("boveda_alerts_total", "kind" => kind.clone()).increment(1);
+        let row = boveda_store::AlertRow {
+            tenant,
+            id: boveda_store::AlertId::generate(),
+            kind,
+            principal: alert.principal.clone(),
+            at_ms: alert.at_ms,
+            events: serde_json::to_string(&alert.events).unwrap_or_else(|_| "[]".into()),
+            detail: alert.detail.clone(),
+            state: "open".into(),
+            updated_at: now_ms(),
+        };
+        if let Err(e) = self.st("add_alert").add_alert(&row).await {
+            tracing::error!(error = %e, "could not store an alert");
+        }
+        tracing::warn!(tenant = %tenant, kind = %row.kind, principal = %row.principal, "behaviour alert");
+        if self.inner.config.alert_suspend.contains(&alert.kind) {
+            self.suspend(tenant, &alert.principal).await;
+        }
+    }
+
+    /// Suspends a principal named in an alert: a service account is disabled, a staff user is
+    /// disabled and loses its sessions.
+    async fn suspend(&self, tenant: TenantId, principal: &str) {
+        let Ok(id) = principal.parse::<boveda_store::PrincipalId>() else {
+            return;
+        };
+        let disabled = self
+            .st("disable_principal")
+            .disable_principal(tenant, id)
+            .await
+            .unwrap_or(false);
+        if !disabled {
+            let _ = self.suspend_user(tenant, id).await;
+        }
+        self.forget_principals();
+        tracing::warn!(tenant = %tenant, principal = %id, "principal suspended by an alert response");
+    }
+
+    /// Alerts of the caller's tenant (auditors, privacy officer, responders).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn alerts(
+        &self,
+        caller: &Caller,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertView>, Error> {
+        let tenant = Self::audit_reader(caller)?;
+        let rows = self
+            .st("alerts")
+            .alerts(tenant, state, limit.clamp(1, 1000))
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| AlertView {
+                id: r.id,
+                kind: r.kind,
+                principal: r.principal,
+                at_ms: r.at_ms,
+                events: serde_json::from_str(&r.events).unwrap_or_default(),
+                detail: r.detail,
+                state: r.state,
+                updated_at: r.updated_at,
+            })
+            .collect())
+    }
+
+    /// Acknowledges or resolves an alert (audited).
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Forbidden`], [`Error::Invalid`] for another state.
+    pub async fn set_alert_state(
+        &self,
+        caller: &Caller,
+        id: boveda_store::AlertId,
+        state: &str,
+    ) -> Result<(), Error> {
+        let tenant = Self::audit_reader(caller)?;
+        if !matches!(state, "acknowledged" | "resolved") {
+            return Err(Error::invalid("state", "acknowledged_or_resolved"));
+        }
+        if !self
+            .st("set_alert_state")
+            .set_alert_state(tenant, id, state, now_ms())
+            .await?
+        {
+            return Err(Error::NotFound("alert"));
+        }
+        self.admin_event(
+            caller,
+            tenant,
+            &format!("alert.{state}"),
+            Some(id.to_string()),
+        )
+        .await
     }
 }

@@ -27,9 +27,10 @@ pub mod values;
 mod vault;
 
 pub use access::{DEFAULT_POLICY, ExplainRequest, Explanation, PolicyView};
-pub use audit::{Access, AuditEntry, AuditQuery};
-pub use boveda_audit::{Checkpoint, Report as AuditReport};
+pub use audit::{Access, AlertView, AuditEntry, AuditQuery};
+pub use boveda_audit::{AlertKind, Checkpoint, Report as AuditReport};
 pub use boveda_policy::{Action, Policy};
+pub use boveda_store::AlertId;
 pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use error::Error;
 pub use principal::{BUILTIN_ROLES, Caller, Grants, Principal, PrincipalKind, Scope, StaffSession};

@@ -1016,6 +1016,23 @@ impl Vault {
         Ok(())
     }
 
+    /// Disables a user and revokes its sessions (an alert response).
+    pub(crate) async fn suspend_user(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+    ) -> Result<(), Error> {
+        self.change_user(tenant, id, |st| {
+            st.disabled = true;
+            Ok(())
+        })
+        .await?;
+        self.st("revoke_sessions")
+            .revoke_sessions(tenant, id)
+            .await?;
+        Ok(())
+    }
+
     /// A user's roles and eligibility facts, for `explain`.
     pub(crate) async fn user_facts(
         &self,

@@ -40,6 +40,10 @@ pub struct VaultConfig {
     /// cost.
     #[doc(hidden)]
     pub audit: bool,
+    /// Thresholds of behaviour analytics.
+    pub alert_thresholds: boveda_audit::Thresholds,
+    /// Alert kinds that suspend the principal at once (a configured response).
+    pub alert_suspend: Vec<boveda_audit::AlertKind>,
 }
 
 impl Default for VaultConfig {
@@ -61,6 +65,8 @@ impl Default for VaultConfig {
             password_params: boveda_crypto::password::Params::default(),
             checkpoint_every: 1000,
             audit: true,
+            alert_thresholds: boveda_audit::Thresholds::default(),
+            alert_suspend: Vec::new(),
             session_lifetime: Duration::from_secs(12 * 3600),
             session_idle: Duration::from_secs(30 * 60),
         }
@@ -268,6 +274,8 @@ pub(crate) struct Inner {
     pub(crate) dummy_phc: String,
     /// The audit journal (group commit) and checkpoint signing key.
     pub(crate) journal: crate::audit::Journal,
+    /// Behaviour analytics over the events this node appends.
+    pub(crate) analyzer: std::sync::Mutex<boveda_audit::Analyzer>,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
     /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
     principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
@@ -371,12 +379,15 @@ impl Vault {
         .map_err(|_| Error::Internal("password hashing task"))?
         .map_err(|_| Error::Internal("password hashing"))?;
         let journal = crate::audit::Journal::start(Arc::clone(&store), &root).await?;
+        let analyzer =
+            std::sync::Mutex::new(boveda_audit::Analyzer::new(config.alert_thresholds.clone()));
         Ok(Self {
             inner: Arc::new(Inner {
                 store,
                 root,
                 config,
                 dummy_phc,
+                analyzer,
                 journal,
                 cache: RwLock::new(HashMap::new()),
                 principals: RwLock::new(HashMap::new()),

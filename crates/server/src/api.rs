@@ -564,6 +564,36 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         (
             doc(
                 "GET",
+                "/v1/alerts",
+                "audit",
+                "Behaviour alerts (auditor, privacy officer, responder).",
+            )
+            .ok(200, "Alerts"),
+            get(list_alerts),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/alerts/{alert_id}/acknowledge",
+                "audit",
+                "Acknowledge an alert.",
+            )
+            .empty(),
+            post(acknowledge_alert),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/alerts/{alert_id}/resolve",
+                "audit",
+                "Resolve an alert.",
+            )
+            .empty(),
+            post(resolve_alert),
+        ),
+        (
+            doc(
+                "GET",
                 "/v1/keys",
                 "keys",
                 "Key versions and rewrap progress (keys scope).",
@@ -1316,4 +1346,45 @@ async fn access_history(
     Ok(Json(
         json!({"subject_id": subject, "accesses": s.vault.access_history(&c, subject).await?}),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertQuery {
+    #[serde(default)]
+    state: Option<String>,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+async fn list_alerts(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Params(q): Params<AlertQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        json!({"alerts": s.vault.alerts(&c, q.state.as_deref(), q.limit.unwrap_or(100)).await?}),
+    ))
+}
+
+async fn acknowledge_alert(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(a): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.vault
+        .set_alert_state(&c, id::<boveda_core::AlertId>(&a, "alert")?, "acknowledged")
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn resolve_alert(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(a): Path<String>,
+) -> ApiResult<StatusCode> {
+    s.vault
+        .set_alert_state(&c, id::<boveda_core::AlertId>(&a, "alert")?, "resolved")
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }

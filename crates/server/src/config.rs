@@ -126,6 +126,9 @@ pub struct VaultSection {
     pub checkpoint_every: u64,
     /// And at least every this many seconds when there are new events.
     pub checkpoint_seconds: u64,
+    /// Behaviour alert kinds that suspend the principal at once (`repeated_denials`,
+    /// `repeated_mfa_failures`, `volume`, `distinct_subjects`, `clear_burst`, ...).
+    pub alert_suspend: Vec<String>,
 }
 
 /// `[log]`.
@@ -190,6 +193,7 @@ impl Default for VaultSection {
             argon2_parallelism: 1,
             checkpoint_every: 1000,
             checkpoint_seconds: 60,
+            alert_suspend: Vec::new(),
         }
     }
 }
@@ -294,6 +298,13 @@ impl Config {
             "vault.argon2_parallelism" => self.vault.argon2_parallelism = parse(key, value)?,
             "vault.checkpoint_every" => self.vault.checkpoint_every = parse(key, value)?,
             "vault.checkpoint_seconds" => self.vault.checkpoint_seconds = parse(key, value)?,
+            "vault.alert_suspend" => {
+                self.vault.alert_suspend = value
+                    .split(',')
+                    .map(|s| s.trim().to_owned())
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            }
             "log.format" => self.log.format = value.to_owned(),
             "log.level" => self.log.level = value.to_owned(),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -386,6 +397,14 @@ impl Config {
         if self.vault.rewrap_batch == 0 {
             return bad("vault.rewrap_batch", "at least 1");
         }
+        if let Some(k) = self.vault.alert_suspend.iter().find(|k| {
+            serde_json::from_value::<boveda_core::AlertKind>(serde_json::Value::String(
+                (*k).clone(),
+            ))
+            .is_err()
+        }) {
+            return bad("vault.alert_suspend", &format!("unknown alert kind `{k}`"));
+        }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "text or json");
         }
@@ -397,6 +416,13 @@ impl Config {
         boveda_core::VaultConfig {
             checkpoint_every: self.vault.checkpoint_every,
             audit: true,
+            alert_thresholds: Default::default(),
+            alert_suspend: self
+                .vault
+                .alert_suspend
+                .iter()
+                .filter_map(|k| serde_json::from_value(serde_json::Value::String(k.clone())).ok())
+                .collect(),
             default_purposes: self.vault.default_purposes.clone(),
             default_region: self.vault.default_region.clone(),
             max_batch: self.vault.max_batch,

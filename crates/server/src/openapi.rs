@@ -120,6 +120,10 @@ fn schemas() -> Value {
         "AccessHistory": {"type": "object", "properties": {"subject_id": {"type": "string"}, "accesses": {"type": "array", "items": {"type": "object", "properties": {
             "at_ms": {"type": "integer"}, "principal": {"type": "string"}, "roles": {"type": "array"}, "action": {"type": "string"},
             "fields": {"type": "array"}, "purpose": {"type": ["string", "null"]}, "view": {"type": ["string", "null"]}}}}}},
+        "Alerts": {"type": "object", "properties": {"alerts": {"type": "array", "items": {"type": "object", "properties": {
+            "id": {"type": "string"}, "kind": {"type": "string"}, "principal": {"type": "string"}, "at_ms": {"type": "integer"},
+            "events": {"type": "array", "items": {"type": "integer"}}, "detail": {"type": "string"},
+            "state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]}, "updated_at": {"type": "integer"}}}}}},
         "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
             "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}

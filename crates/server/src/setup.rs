@@ -152,6 +152,18 @@ pub async fn store(cfg: &Config) -> Result<Arc<dyn Store>, SetupError> {
 /// # Errors
 /// [`SetupError`] naming what to fix.
 pub async fn prepare(cfg: &Config) -> Result<Prepared, SetupError> {
+    prepare_with(cfg, cfg.vault_config()).await
+}
+
+/// As [`prepare`], with explicit vault settings (the benchmarks switch the audit log off to
+/// measure its cost; nothing else should).
+///
+/// # Errors
+/// [`SetupError`] naming what to fix.
+pub async fn prepare_with(
+    cfg: &Config,
+    vault_config: boveda_core::VaultConfig,
+) -> Result<Prepared, SetupError> {
     cfg.check()?;
     std::fs::create_dir_all(&cfg.data_dir).map_err(|e| io(&cfg.data_dir, e))?;
     #[cfg(unix)]
@@ -161,7 +173,7 @@ pub async fn prepare(cfg: &Config) -> Result<Prepared, SetupError> {
     }
     let (root, root_key_created) = root_key(cfg)?;
     let store = store(cfg).await?;
-    let vault = Vault::open(store, root, cfg.vault_config()).await?;
+    let vault = Vault::open(store, root, vault_config).await?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {
         (Some(c), Some(k)) => tls::load(c, k, false)?,
         _ => {

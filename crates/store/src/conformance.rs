@@ -74,6 +74,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     tenant_isolation(store, prefix).await;
     users_sessions_policies(store, prefix).await;
     audit_journal(store, prefix).await;
+    alerts(store, prefix).await;
 }
 
 async fn meta(store: &dyn Store) {
@@ -794,4 +795,43 @@ async fn audit_journal(store: &dyn Store, p: &str) {
     assert_eq!(store.checkpoints(t.id).await.unwrap(), vec![cp.clone()]);
     let report = boveda_audit::verify(all, &[cp], &key.public_key(), None);
     assert!(report.is_intact(), "{report:?}");
+}
+
+async fn alerts(store: &dyn Store, p: &str) {
+    let (t, k) = tenant(&format!("{p}-alerts"));
+    store.create_tenant(&t, &k).await.unwrap();
+    let a = AlertRow {
+        tenant: t.id,
+        id: AlertId::generate(),
+        kind: "volume".into(),
+        principal: "p1".into(),
+        at_ms: now(),
+        events: "[1,2]".into(),
+        detail: "120 events in an hour".into(),
+        state: "open".into(),
+        updated_at: now(),
+    };
+    store.add_alert(&a).await.unwrap();
+    assert_eq!(store.alerts(t.id, None, 10).await.unwrap(), vec![a.clone()]);
+    assert_eq!(
+        store.alerts(t.id, Some("resolved"), 10).await.unwrap(),
+        vec![]
+    );
+    assert!(
+        store
+            .set_alert_state(t.id, a.id, "resolved", now() + 1)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_alert_state(TenantId::generate(), a.id, "resolved", now())
+            .await
+            .unwrap(),
+        "other tenant"
+    );
+    assert_eq!(
+        store.alerts(t.id, Some("resolved"), 10).await.unwrap()[0].state,
+        "resolved"
+    );
 }

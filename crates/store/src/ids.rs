@@ -65,3 +65,7 @@ id!(
     /// A principal: service account, operator, later staff user.
     PrincipalId
 );
+id!(
+    /// An alert raised by behaviour analytics.
+    AlertId
+);

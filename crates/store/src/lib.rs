@@ -26,9 +26,9 @@ pub mod sqlite;
 
 pub use boveda_audit::{Checkpoint, Event as AuditEvent, StoredEvent};
 pub use error::Error;
-pub use ids::{PrincipalId, RecordId, SubjectId, TenantId};
+pub use ids::{AlertId, PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
-    AuditFilter, CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow,
+    AlertRow, AuditFilter, CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow,
     RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow, UserRow,
 };
 
@@ -227,4 +227,22 @@ pub trait Store: Send + Sync + 'static {
     async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// A tenant's checkpoints, in sequence order.
     async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>>;
+
+    /// Stores an alert.
+    async fn add_alert(&self, alert: &AlertRow) -> Result<()>;
+    /// A tenant's alerts, newest first, optionally only those in one state.
+    async fn alerts(
+        &self,
+        tenant: TenantId,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>>;
+    /// Moves an alert to a new state; false if there is no such alert in the tenant.
+    async fn set_alert_state(
+        &self,
+        tenant: TenantId,
+        id: AlertId,
+        state: &str,
+        at_ms: i64,
+    ) -> Result<bool>;
 }

@@ -7,9 +7,10 @@
 //! advisory lock, so nodes starting together migrate once.
 
 use crate::{
-    AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry, KeyState, PolicyRow,
-    PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome, SessionRow, Store,
-    StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow, UserRow,
+    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry,
+    KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome,
+    SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
+    UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
@@ -70,6 +71,12 @@ CREATE TABLE audit_heads (tenant BYTEA PRIMARY KEY, seq BIGINT NOT NULL, hash BY
 CREATE TABLE audit_checkpoints (
     tenant BYTEA NOT NULL, seq BIGINT NOT NULL, hash BYTEA NOT NULL, at_ms BIGINT NOT NULL,
     key_id BYTEA NOT NULL, signature BYTEA NOT NULL, PRIMARY KEY (tenant, seq));
+"#,
+    r#"
+CREATE TABLE alerts (
+    tenant BYTEA NOT NULL, id BYTEA NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
+    at_ms BIGINT NOT NULL, events TEXT NOT NULL, detail TEXT NOT NULL, state TEXT NOT NULL,
+    updated_at BIGINT NOT NULL, PRIMARY KEY (tenant, id));
 "#,
 ];
 
@@ -1331,5 +1338,67 @@ impl Store for PostgresStore {
         .iter()
         .map(|r| to_checkpoint(*tenant.as_bytes(), r))
         .collect()
+    }
+
+    async fn add_alert(&self, a: &AlertRow) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO alerts (tenant, id, kind, principal, at_ms, events, detail, state, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &[&a.tenant.as_bytes().as_slice(), &a.id.as_bytes().as_slice(), &a.kind, &a.principal, &a.at_ms, &a.events, &a.detail, &a.state, &a.updated_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn alerts(
+        &self,
+        tenant: TenantId,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT id, kind, principal, at_ms, events, detail, state, updated_at FROM alerts
+             WHERE tenant = $1 AND ($2::text IS NULL OR state = $2) ORDER BY at_ms DESC, id DESC LIMIT $3",
+            &[&tenant.as_bytes().as_slice(), &state, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(AlertRow {
+                tenant,
+                id: AlertId::from_bytes(id16(r.try_get(0)?, "alerts")?),
+                kind: r.try_get(1)?,
+                principal: r.try_get(2)?,
+                at_ms: r.try_get(3)?,
+                events: r.try_get(4)?,
+                detail: r.try_get(5)?,
+                state: r.try_get(6)?,
+                updated_at: r.try_get(7)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn set_alert_state(
+        &self,
+        tenant: TenantId,
+        id: AlertId,
+        state: &str,
+        at_ms: i64,
+    ) -> Result<bool> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE alerts SET state = $3, updated_at = $4 WHERE tenant = $1 AND id = $2",
+            &[
+                &tenant.as_bytes().as_slice(),
+                &id.as_bytes().as_slice(),
+                &state,
+                &at_ms,
+            ],
+        )
+        .await?
+            == 1)
     }
 }

@@ -1,6 +1,6 @@
 //! Rows as the store keeps them: sealed bytes, wrapped keys, digests and non-personal metadata.
 
-use crate::{PrincipalId, RecordId, SubjectId, TenantId};
+use crate::{AlertId, PrincipalId, RecordId, SubjectId, TenantId};
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,4 +243,27 @@ pub struct AuditFilter {
     pub purpose: Option<String>,
     /// Outcome: `allowed`, `denied` or `failed`.
     pub outcome: Option<String>,
+}
+
+/// An alert of behaviour analytics, linked to the audit events that raised it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AlertRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Id.
+    pub id: AlertId,
+    /// The rule (`volume`, `distinct_subjects`, ...).
+    pub kind: String,
+    /// The principal concerned.
+    pub principal: String,
+    /// When it was raised, Unix milliseconds.
+    pub at_ms: i64,
+    /// Sequence numbers of the events that raised it (JSON array).
+    pub events: String,
+    /// What was seen; no personal values.
+    pub detail: String,
+    /// `open`, `acknowledged` or `resolved`.
+    pub state: String,
+    /// Last change, Unix milliseconds.
+    pub updated_at: i64,
 }

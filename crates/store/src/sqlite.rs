@@ -7,9 +7,10 @@
 //! has one writer anyway) and a few reader connections; calls run on the blocking pool.
 
 use crate::{
-    AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry, KeyState, PolicyRow,
-    PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome, SessionRow, Store,
-    StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow, UserRow,
+    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry,
+    KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome,
+    SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
+    UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -72,6 +73,12 @@ CREATE TABLE audit_heads (tenant BLOB PRIMARY KEY, seq INTEGER NOT NULL, hash BL
 CREATE TABLE audit_checkpoints (
     tenant BLOB NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, at_ms INTEGER NOT NULL,
     key_id BLOB NOT NULL, signature BLOB NOT NULL, PRIMARY KEY (tenant, seq)) WITHOUT ROWID;
+"#,
+    r#"
+CREATE TABLE alerts (
+    tenant BLOB NOT NULL, id BLOB NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
+    at_ms INTEGER NOT NULL, events TEXT NOT NULL, detail TEXT NOT NULL, state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, id));
 "#,
 ];
 
@@ -1608,6 +1615,70 @@ impl Store for SqliteStore {
                 let mut st = c.prepare_cached("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;
                 let rows = st.query_map([tenant.as_bytes().as_slice()], |r| checkpoint_row(*tenant.as_bytes(), r))?.collect::<rusqlite::Result<Vec<_>>>()?;
                 rows.into_iter().map(to_checkpoint).collect()
+            })
+            .await
+    }
+
+    async fn add_alert(&self, a: &AlertRow) -> Result<()> {
+        let a = a.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO alerts (tenant, id, kind, principal, at_ms, events, detail, state, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![a.tenant.as_bytes().as_slice(), a.id.as_bytes().as_slice(), a.kind, a.principal, a.at_ms, a.events, a.detail, a.state, a.updated_at],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn alerts(
+        &self,
+        tenant: TenantId,
+        state: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<AlertRow>> {
+        let state = state.map(str::to_owned);
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(
+                    "SELECT id, kind, principal, at_ms, events, detail, state, updated_at FROM alerts
+                     WHERE tenant = ?1 AND (?2 IS NULL OR state = ?2) ORDER BY at_ms DESC, id DESC LIMIT ?3",
+                )?;
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), state, limit as i64], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(id, kind, principal, at_ms, events, detail, state, updated_at)| {
+                        Ok(AlertRow { tenant, id: AlertId::from_bytes(id16(id, "alerts")?), kind, principal, at_ms, events, detail, state, updated_at })
+                    })
+                    .collect()
+            })
+            .await
+    }
+
+    async fn set_alert_state(
+        &self,
+        tenant: TenantId,
+        id: AlertId,
+        state: &str,
+        at_ms: i64,
+    ) -> Result<bool> {
+        let state = state.to_owned();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE alerts SET state = ?3, updated_at = ?4 WHERE tenant = ?1 AND id = ?2",
+                    params![
+                        tenant.as_bytes().as_slice(),
+                        id.as_bytes().as_slice(),
+                        state,
+                        at_ms
+                    ],
+                )? == 1)
             })
             .await
     }
