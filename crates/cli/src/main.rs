@@ -3,6 +3,7 @@
 
 mod audit;
 mod client;
+mod pii;
 
 use anyhow::Context as _;
 use boveda_server::config::Config;
@@ -39,6 +40,10 @@ struct ConfigArgs {
 enum Command {
     /// Start the HTTPS server.
     Serve(ConfigArgs),
+    /// Find personal data in a file or stdin: counts per entity, or findings as JSON lines.
+    Scan(pii::ScanArgs),
+    /// De-identify text, CSV or JSON lines with per-entity operators from a TOML file.
+    Redact(pii::RedactArgs),
     /// Create the data directory, root key, development certificate and bootstrap credential,
     /// then exit.
     Init(ConfigArgs),
@@ -187,8 +192,21 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let checkpoints = tokio::spawn(boveda_server::setup::checkpoint_job(
         p.vault.clone(),
         std::time::Duration::from_secs(cfg.vault.checkpoint_seconds.max(1)),
+        cfg.audit
+            .retention_days
+            .map(|d| std::time::Duration::from_secs(u64::from(d) * 86_400)),
         stop_rx.clone(),
     ));
+    let exports: Vec<_> = boveda_server::setup::ExportSink::from_config(&cfg)
+        .into_iter()
+        .map(|sink| {
+            tokio::spawn(boveda_server::setup::export_job(
+                p.vault.clone(),
+                sink,
+                stop_rx.clone(),
+            ))
+        })
+        .collect();
     let job = tokio::spawn(boveda_server::setup::rewrap_job(
         p.vault.clone(),
         cfg.vault.rewrap_batch,
@@ -225,6 +243,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = job.await;
     let _ = checkpoints.await;
+    for e in exports {
+        let _ = e.await;
+    }
     Ok(())
 }
 
@@ -252,6 +273,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User { command, conn } => return client::user(&conn, command).await,
         Command::Mfa { command, conn } => return client::mfa(&conn, command).await,
         Command::Policy { command, conn } => return client::policy(&conn, command).await,
+        Command::Scan(a) => return Ok(pii::scan(a)),
+        Command::Redact(a) => return Ok(pii::redact(a)),
     }
     Ok(ExitCode::SUCCESS)
 }

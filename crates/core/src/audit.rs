@@ -733,3 +733,91 @@ impl Vault {
         .await
     }
 }
+
+/// Events a sink has not received yet, per tenant.
+pub struct ExportBatch {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Events after the sink's cursor, in order.
+    pub events: Vec<StoredEvent>,
+}
+
+fn cursor_key(sink: &str, tenant: TenantId) -> String {
+    format!("audit_export:{sink}:{tenant}")
+}
+
+impl Vault {
+    /// The next events for a continuous export sink, per tenant, after its stored cursor.
+    /// Delivery is at least once: the cursor moves only when [`Vault::export_done`] is called
+    /// after the sink has the events.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn export_pending(
+        &self,
+        sink: &str,
+        limit: usize,
+    ) -> Result<Vec<ExportBatch>, Error> {
+        let mut out = Vec::new();
+        for t in self.st("tenants").tenants().await? {
+            let cursor = self.export_cursor(sink, t.id).await?;
+            let head = self
+                .st("audit_head")
+                .audit_head(t.id)
+                .await?
+                .map_or(0, |h| h.0);
+            metrics::gauge!("boveda_audit_export_lag_events", "sink" => sink.to_owned(), "tenant" => t.id.to_string())
+                .set(head.saturating_sub(cursor) as f64);
+            if head <= cursor {
+                continue;
+            }
+            let events = self
+                .st("audit_events")
+                .audit_events(t.id, &AuditFilter::default(), cursor, limit)
+                .await?;
+            if !events.is_empty() {
+                out.push(ExportBatch {
+                    tenant: t.id,
+                    events,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    async fn export_cursor(&self, sink: &str, tenant: TenantId) -> Result<u64, Error> {
+        let v = self.st("meta").meta(&cursor_key(sink, tenant)).await?;
+        Ok(v.and_then(|b| <[u8; 8]>::try_from(b.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes))
+    }
+
+    /// Records that a sink has every event of a tenant up to `seq`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn export_done(&self, sink: &str, tenant: TenantId, seq: u64) -> Result<(), Error> {
+        self.st("set_meta")
+            .set_meta(&cursor_key(sink, tenant), &seq.to_be_bytes())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Vault {
+    /// Deletes events older than `keep_ms`, but only up to a signed checkpoint, so that what
+    /// remains still verifies; checkpoints are kept. Returns how many events were deleted.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn apply_retention(&self, keep_ms: i64) -> Result<u64, Error> {
+        let cutoff = now_ms() - keep_ms;
+        let mut n = 0;
+        for t in self.st("tenants").tenants().await? {
+            let cps = self.st("checkpoints").checkpoints(t.id).await?;
+            if let Some(cp) = cps.iter().rev().find(|c| c.at_ms < cutoff) {
+                n += self.st("prune_audit").prune_audit(t.id, cp.seq).await?;
+            }
+        }
+        Ok(n)
+    }
+}

@@ -17,6 +17,7 @@
 
 mod access;
 mod audit;
+pub mod deid;
 mod error;
 pub mod offline;
 pub mod phone;
@@ -27,8 +28,13 @@ pub mod values;
 mod vault;
 
 pub use access::{DEFAULT_POLICY, ExplainRequest, Explanation, PolicyView};
-pub use audit::{Access, AlertView, AuditEntry, AuditQuery};
+pub use audit::{Access, AlertView, AuditEntry, AuditQuery, ExportBatch};
 pub use boveda_audit::{AlertKind, Checkpoint, Report as AuditReport};
+
+/// Export formats of the audit log (JSON lines and CEF).
+pub mod audit_format {
+    pub use boveda_audit::{to_cef, to_json_line};
+}
 pub use boveda_policy::{Action, Policy};
 pub use boveda_store::AlertId;
 pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};

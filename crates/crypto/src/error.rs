@@ -22,6 +22,10 @@ pub enum Error {
     /// The operating system's random generator failed.
     #[error("random generator failed")]
     Random,
+    /// An input a primitive cannot take (too short for FF1, a numeral out of range); the
+    /// message names the rule, never the input.
+    #[error("invalid input: {0}")]
+    InvalidInput(&'static str),
     /// Passphrase derivation failed.
     #[error("passphrase key derivation failed")]
     Derivation,

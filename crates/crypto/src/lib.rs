@@ -12,6 +12,7 @@
 //! assert_eq!(dek.open(&sealed, &aad).unwrap().expose(), b"ana@example.com");
 //! ```
 
+pub mod deid;
 mod error;
 mod keys;
 pub mod password;

@@ -622,6 +622,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             post(retire_key),
         ),
     ];
+    v.extend(crate::presidio::routes());
     v
 }
 

@@ -53,6 +53,22 @@ pub struct Config {
     pub vault: VaultSection,
     /// Logging.
     pub log: LogConfig,
+    /// Continuous export of the audit log.
+    pub audit: AuditSection,
+}
+
+/// `[audit]`: continuous export to a SIEM, at least once, with a lag metric.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuditSection {
+    /// Append every event to this file (JSON lines or CEF lines).
+    pub export_file: Option<PathBuf>,
+    /// `jsonl` or `cef`.
+    pub export_format: Option<String>,
+    /// POST batches of events (a JSON array of exported events) to this URL.
+    pub export_webhook: Option<String>,
+    /// Keep events this many days (then delete up to a checkpoint; checkpoints stay).
+    pub retention_days: Option<u32>,
 }
 
 /// `[server]`.
@@ -150,6 +166,7 @@ impl Default for Config {
             keys: KeysConfig::default(),
             vault: VaultSection::default(),
             log: LogConfig::default(),
+            audit: AuditSection::default(),
         }
     }
 }
@@ -305,6 +322,12 @@ impl Config {
                     .filter(|s| !s.is_empty())
                     .collect()
             }
+            "audit.export_file" => self.audit.export_file = opt(value).map(PathBuf::from),
+            "audit.export_format" => self.audit.export_format = opt(value),
+            "audit.export_webhook" => self.audit.export_webhook = opt(value),
+            "audit.retention_days" => {
+                self.audit.retention_days = opt(value).map(|v| parse(key, &v)).transpose()?
+            }
             "log.format" => self.log.format = value.to_owned(),
             "log.level" => self.log.level = value.to_owned(),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -404,6 +427,22 @@ impl Config {
             .is_err()
         }) {
             return bad("vault.alert_suspend", &format!("unknown alert kind `{k}`"));
+        }
+        if !matches!(
+            self.audit.export_format.as_deref(),
+            None | Some("jsonl" | "cef")
+        ) {
+            return bad("audit.export_format", "jsonl or cef");
+        }
+        if let Some(u) = &self.audit.export_webhook
+            && !(u.starts_with("https://")
+                || u.starts_with("http://127.0.0.1")
+                || u.starts_with("http://localhost"))
+        {
+            return bad(
+                "audit.export_webhook",
+                "an https:// URL (plain http only to this machine)",
+            );
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "text or json");

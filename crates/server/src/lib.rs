@@ -19,6 +19,7 @@ mod error;
 mod extract;
 pub mod net;
 pub mod openapi;
+mod presidio;
 pub mod setup;
 pub mod tls;
 

@@ -171,7 +171,7 @@ pub fn document() -> Value {
         "servers": [{"url": "/"}],
         "paths": paths,
         "components": {
-            "schemas": schemas(),
+            "schemas": crate::presidio::with_schemas(schemas()),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}}
         }
     })

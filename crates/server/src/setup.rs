@@ -231,10 +231,11 @@ pub async fn rewrap_job(
 }
 
 /// Signs a checkpoint of every tenant's chain every `every` (the periodic half of "every N
-/// events or T seconds"), until `stop` fires.
+/// events or T seconds") and applies the retention, until `stop` fires.
 pub async fn checkpoint_job(
     vault: Vault,
     every: std::time::Duration,
+    retention: Option<std::time::Duration>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     loop {
@@ -244,6 +245,162 @@ pub async fn checkpoint_job(
         }
         if let Err(e) = vault.checkpoint_all().await {
             tracing::warn!(error = %e, "periodic audit checkpoint failed; retrying later");
+        }
+        if let Some(keep) = retention
+            && let Err(e) = vault.apply_retention(keep.as_millis() as i64).await
+        {
+            tracing::warn!(error = %e, "audit retention failed; retrying later");
+        }
+    }
+}
+
+/// Where the continuous export goes.
+#[derive(Debug, Clone)]
+pub enum ExportSink {
+    /// Appended to a file, one event per line.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// `jsonl` or `cef`.
+        format: String,
+    },
+    /// POSTed to a webhook as a JSON array of exported events.
+    Webhook {
+        /// The URL.
+        url: String,
+    },
+}
+
+impl ExportSink {
+    /// The sinks a configuration names.
+    pub fn from_config(cfg: &Config) -> Vec<ExportSink> {
+        let mut out = Vec::new();
+        if let Some(path) = &cfg.audit.export_file {
+            out.push(ExportSink::File {
+                path: path.clone(),
+                format: cfg
+                    .audit
+                    .export_format
+                    .clone()
+                    .unwrap_or_else(|| "jsonl".into()),
+            });
+        }
+        if let Some(url) = &cfg.audit.export_webhook {
+            out.push(ExportSink::Webhook { url: url.clone() });
+        }
+        out
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            ExportSink::File { .. } => "file",
+            ExportSink::Webhook { .. } => "webhook",
+        }
+    }
+}
+
+async fn deliver(
+    sink: &ExportSink,
+    http: &reqwest::Client,
+    events: &[boveda_store::StoredEvent],
+) -> Result<(), String> {
+    match sink {
+        ExportSink::File { path, format } => {
+            use tokio::io::AsyncWriteExt as _;
+            let mut text = String::new();
+            for e in events {
+                let line = if format == "cef" {
+                    boveda_core::audit_format::to_cef(e)
+                } else {
+                    boveda_core::audit_format::to_json_line(e)
+                }
+                .map_err(|e| e.to_string())?;
+                text.push_str(&line);
+                text.push('\n');
+            }
+            let mut f = tokio::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .await
+                .map_err(|e| e.to_string())?;
+            f.write_all(text.as_bytes())
+                .await
+                .map_err(|e| e.to_string())?;
+            // Durable before the cursor moves: at least once, never lost.
+            f.sync_data().await.map_err(|e| e.to_string())
+        }
+        ExportSink::Webhook { url } => {
+            let lines: Vec<serde_json::Value> = events
+                .iter()
+                .map(|e| {
+                    let line =
+                        boveda_core::audit_format::to_json_line(e).map_err(|e| e.to_string())?;
+                    serde_json::from_str(&line).map_err(|e| e.to_string())
+                })
+                .collect::<Result<_, _>>()?;
+            let resp = http
+                .post(url)
+                .json(&lines)
+                .send()
+                .await
+                .map_err(|e| e.without_url().to_string())?;
+            if resp.status().is_success() {
+                Ok(())
+            } else {
+                Err(format!("webhook answered {}", resp.status()))
+            }
+        }
+    }
+}
+
+/// Ships the audit log to a sink continuously, at least once: a batch is delivered, then the
+/// cursor moves; a failed delivery is retried with backoff (up to a minute). The lag is the
+/// metric `boveda_audit_export_lag_events`.
+pub async fn export_job(
+    vault: Vault,
+    sink: ExportSink,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    let mut backoff = std::time::Duration::from_millis(200);
+    loop {
+        let mut delivered_any = false;
+        match vault.export_pending(sink.name(), 1000).await {
+            Ok(batches) => {
+                for b in batches {
+                    let Some(last) = b.events.last().map(|e| e.seq) else {
+                        continue;
+                    };
+                    match deliver(&sink, &http, &b.events).await {
+                        Ok(()) => {
+                            if let Err(e) = vault.export_done(sink.name(), b.tenant, last).await {
+                                tracing::warn!(error = %e, "could not save the export cursor; events may be sent again");
+                            }
+                            delivered_any = true;
+                            backoff = std::time::Duration::from_millis(200);
+                        }
+                        Err(e) => {
+                            metrics::counter!("boveda_audit_export_failures_total", "sink" => sink.name()).increment(1);
+                            tracing::warn!(sink = sink.name(), error = %e, "audit export failed; retrying");
+                            backoff = (backoff * 2).min(std::time::Duration::from_secs(60));
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "audit export could not read the log"),
+        }
+        let wait = if delivered_any {
+            std::time::Duration::from_millis(50)
+        } else {
+            backoff.max(std::time::Duration::from_millis(500))
+        };
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = stop.changed() => return,
         }
     }
 }

@@ -47,6 +47,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// A value of the instance metadata table.
     async fn meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Sets a metadata value, replacing any (export cursors and the like).
+    async fn set_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Sets a metadata value unless one exists; returns the value now stored.
     async fn init_meta(&self, key: &str, value: &[u8]) -> Result<Vec<u8>>;
 
@@ -223,6 +225,9 @@ pub trait Store: Send + Sync + 'static {
         after_seq: u64,
         limit: usize,
     ) -> Result<Vec<StoredEvent>>;
+    /// Deletes a tenant's events up to and including `seq` (retention). Checkpoints stay, so
+    /// the remaining chain still verifies from the checkpoint at `seq`.
+    async fn prune_audit(&self, tenant: TenantId, seq: u64) -> Result<u64>;
     /// Stores a signed checkpoint.
     async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// A tenant's checkpoints, in sequence order.

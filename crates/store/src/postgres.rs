@@ -1401,4 +1401,33 @@ impl Store for PostgresStore {
         .await?
             == 1)
     }
+
+    async fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&key, &value],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn prune_audit(&self, tenant: TenantId, seq: u64) -> Result<u64> {
+        let mut c = self.data.get().await?;
+        let tx = c.transaction().await?;
+        let t = tenant.as_bytes().as_slice();
+        tx.execute(
+            "DELETE FROM audit_subjects WHERE tenant = $1 AND seq <= $2",
+            &[&t, &(seq as i64)],
+        )
+        .await?;
+        let n = tx
+            .execute(
+                "DELETE FROM audit_events WHERE tenant = $1 AND seq <= $2",
+                &[&t, &(seq as i64)],
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(n)
+    }
 }

@@ -1682,4 +1682,36 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    async fn set_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn prune_audit(&self, tenant: TenantId, seq: u64) -> Result<u64> {
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let t = tenant.as_bytes().as_slice();
+                tx.execute(
+                    "DELETE FROM audit_subjects WHERE tenant = ?1 AND seq <= ?2",
+                    params![t, seq as i64],
+                )?;
+                let n = tx.execute(
+                    "DELETE FROM audit_events WHERE tenant = ?1 AND seq <= ?2",
+                    params![t, seq as i64],
+                )?;
+                tx.commit()?;
+                Ok(n as u64)
+            })
+            .await
+    }
 }

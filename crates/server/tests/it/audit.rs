@@ -803,3 +803,135 @@ async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
     );
     s.stop().await;
 }
+
+/// Continuous export to a file and to a webhook that fails at first: every event arrives (at
+/// least once), in order, and the lag metric is published.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continuous_export_reaches_a_file_and_a_flaky_webhook() {
+    use std::sync::{Arc, Mutex};
+    let received: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(Vec::new()));
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let app = {
+        let (received, calls) = (Arc::clone(&received), Arc::clone(&calls));
+        axum::Router::new().route(
+            "/hook",
+            axum::routing::post(move |axum::Json(body): axum::Json<Vec<Value>>| {
+                let (received, calls) = (Arc::clone(&received), Arc::clone(&calls));
+                async move {
+                    // The first two deliveries fail: the exporter must retry, not skip.
+                    if calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < 2 {
+                        return StatusCode::INTERNAL_SERVER_ERROR;
+                    }
+                    received.lock().unwrap().extend(body);
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let hook = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_addr = hook.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(hook, app).await.unwrap() });
+
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("siem.jsonl");
+    let mut cfg = crate::harness::config(
+        Backend::Sqlite,
+        &tmp.path().join("data"),
+        &crate::harness::Options::default(),
+    );
+    cfg.set("audit.export_file", file.to_str().unwrap())
+        .unwrap();
+    cfg.set(
+        "audit.export_webhook",
+        &format!("http://127.0.0.1:{}/hook", hook_addr.port()),
+    )
+    .unwrap();
+    let s = Server::start_config(cfg, false).await;
+    let (tenant, key) = s.tenant("exported").await;
+    s.customers(&key).await;
+    let w = s
+        .ok(
+            &key,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [{"fields": {"email": "x@example.com"}}]})),
+        )
+        .await;
+    let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
+    for _ in 0..5 {
+        s.ok(
+            &key,
+            Method::GET,
+            &format!("/v1/collections/customers/records/{rid}?purpose=billing"),
+            None,
+        )
+        .await;
+    }
+    let head = events(
+        &Log {
+            s: Server::start_config(s.cfg.clone(), false).await,
+            tenant: tenant.clone(),
+            key: key.clone(),
+        },
+        "",
+    )
+    .await
+    .len();
+    let mut ok = false;
+    for _ in 0..200 {
+        let lines = std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .count();
+        let hooked = received.lock().unwrap().len();
+        if lines >= head && hooked >= head {
+            ok = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(ok, "every event reached both sinks");
+    let text = std::fs::read_to_string(&file).unwrap();
+    let seqs: Vec<u64> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["seq"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(
+        &seqs[..head],
+        &(1..=head as u64).collect::<Vec<_>>()[..],
+        "in order, none skipped"
+    );
+    assert!(!text.contains("x@example.com"));
+    assert!(
+        calls.load(std::sync::atomic::Ordering::SeqCst) >= 3,
+        "the failed deliveries were retried"
+    );
+    let hooked: Vec<u64> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e["seq"].as_u64().unwrap())
+        .collect();
+    assert!(
+        (1..=head as u64).all(|q| hooked.contains(&q)),
+        "at least once to the webhook"
+    );
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("boveda_audit_export_lag_events"),
+        "the lag is a metric"
+    );
+    s.stop().await;
+}

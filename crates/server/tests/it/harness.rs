@@ -133,6 +133,13 @@ impl Server {
             cfg.server.auth_rate_per_minute,
         ));
         let (job_tx, job_rx) = tokio::sync::watch::channel(false);
+        for sink in boveda_server::setup::ExportSink::from_config(&cfg) {
+            tokio::spawn(boveda_server::setup::export_job(
+                p.vault.clone(),
+                sink,
+                job_rx.clone(),
+            ));
+        }
         if rewrap_job {
             tokio::spawn(boveda_server::setup::rewrap_job(
                 p.vault.clone(),

@@ -14,6 +14,7 @@ mod canary;
 mod erasure;
 mod isolation;
 mod openapi_cover;
+mod presidio;
 mod rotation;
 mod staff;
 mod tour;
