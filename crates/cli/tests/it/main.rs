@@ -2,6 +2,8 @@
 //! errors with hints, and a graceful stop on SIGTERM.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+mod staff;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
