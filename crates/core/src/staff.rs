@@ -829,10 +829,12 @@ impl Vault {
         }
         let age_days = st.password_changed_at.map_or(0, |c| (now - c) / DAY_MS);
         let settings = &t.settings;
+        let mut expired = false;
         if let Some(max) = settings.password_max_age_days
             && age_days >= i64::from(max)
             && !st.must_change
         {
+            expired = true;
             let (_, ()) = self
                 .change_user(tenant, row.id, |s| {
                     s.must_change = true;
@@ -857,6 +859,9 @@ impl Vault {
         ok_event.roles = st.roles.clone();
         ok_event.session = Some(hex::encode(&srow.token_hash[..8]));
         ok_event.mfa_at_ms = Some(now);
+        // The tenant's opt-in maximum age forcing a change is recorded with the login.
+        ok_event.reason =
+            expired.then(|| "password maximum age reached: change required".to_owned());
         self.audit(vec![ok_event]).await?;
         self.st("create_session").create_session(&srow).await?;
         Ok(LoginResult {

@@ -1322,6 +1322,65 @@ impl Vault {
         Ok(written)
     }
 
+    /// Audits an access durably, then decrypts and shows the rows: never the other order.
+    /// The event names the fields shown (and `extra_fields`, e.g. the searched one) and the most
+    /// revealing view served.
+    #[allow(clippy::too_many_arguments)] // the facts of one access
+    async fn reveal(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        t: &mut Arc<TenantCache>,
+        collection: &str,
+        spec: &CollectionSpec,
+        rows: &[RecordRow],
+        caps: &BTreeMap<String, View>,
+        view: View,
+        purpose: Option<&str>,
+        action: &str,
+        extra_fields: Vec<String>,
+    ) -> Result<Vec<RecordView>, Error> {
+        let subjects: Vec<SubjectId> = rows.iter().map(|r| r.subject).collect();
+        let mut fields: Vec<String> = caps.keys().cloned().collect();
+        for f in extra_fields {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+        let shown = caps
+            .values()
+            .map(|c| view.min(*c))
+            .max()
+            .unwrap_or(View::Redacted);
+        let event = self.event(
+            caller,
+            tenant,
+            Some(t),
+            action,
+            boveda_audit::Outcome::Allowed,
+        );
+        let records = rows.iter().map(|r| r.id.to_string()).collect();
+        self.audit(vec![Self::access(
+            event,
+            t,
+            collection,
+            records,
+            &subjects,
+            fields,
+            purpose,
+            Some(shown),
+        )])
+        .await?;
+        let deks = if shown == View::Redacted {
+            HashMap::new()
+        } else {
+            self.deks(tenant, t, &subjects).await?
+        };
+        rows.iter()
+            .map(|r| Self::show_record(tenant, spec, r, deks.get(&r.subject), view, caps))
+            .collect()
+    }
+
     fn show_record(
         tenant: TenantId,
         spec: &CollectionSpec,
@@ -1406,42 +1465,20 @@ impl Vault {
                 false,
             )
             .await?;
-        // Then audit, durably, and only then decrypt.
-        let shown_view = caps
-            .values()
-            .map(|c| view.min(*c))
-            .max()
-            .unwrap_or(View::Redacted);
-        self.audit(vec![Self::access(
-            self.event(
-                caller,
-                tenant,
-                Some(&t),
-                "record.read",
-                boveda_audit::Outcome::Allowed,
-            ),
-            &t,
+        self.reveal(
+            caller,
+            tenant,
+            &mut t,
             collection,
-            rows.iter().map(|r| r.id.to_string()).collect(),
-            &subjects,
-            caps.keys().cloned().collect(),
+            &spec,
+            &rows,
+            &caps,
+            view,
             purpose,
-            Some(shown_view),
-        )])
-        .await?;
-        let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
-            HashMap::new()
-        } else {
-            self.deks(
-                tenant,
-                &mut t,
-                &rows.iter().map(|r| r.subject).collect::<Vec<_>>(),
-            )
-            .await?
-        };
-        rows.iter()
-            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view, &caps))
-            .collect()
+            "record.read",
+            Vec::new(),
+        )
+        .await
     }
 
     /// Changes some fields of a record; `null` removes an optional field (write scope).
@@ -1706,45 +1743,20 @@ impl Vault {
             Err(Error::Denied { .. }) => BTreeMap::new(),
             Err(e) => return Err(e),
         };
-        let mut fields: Vec<String> = caps.keys().cloned().collect();
-        if !fields.iter().any(|f| f == field) {
-            fields.push(field.to_owned());
-        }
-        self.audit(vec![Self::access(
-            self.event(
-                caller,
-                tenant,
-                Some(&t),
-                "record.search",
-                boveda_audit::Outcome::Allowed,
-            ),
-            &t,
+        self.reveal(
+            caller,
+            tenant,
+            &mut t,
             collection,
-            rows.iter().map(|r| r.id.to_string()).collect(),
-            &subjects,
-            fields,
+            &spec,
+            &rows,
+            &caps,
+            view,
             Some(purpose),
-            Some(
-                caps.values()
-                    .map(|c| view.min(*c))
-                    .max()
-                    .unwrap_or(View::Redacted),
-            ),
-        )])
-        .await?;
-        let deks = if caps.values().all(|c| view.min(*c) == View::Redacted) {
-            HashMap::new()
-        } else {
-            self.deks(
-                tenant,
-                &mut t,
-                &rows.iter().map(|r| r.subject).collect::<Vec<_>>(),
-            )
-            .await?
-        };
-        rows.iter()
-            .map(|r| Self::show_record(tenant, &spec, r, deks.get(&r.subject), view, &caps))
-            .collect()
+            "record.search",
+            vec![field.to_owned()],
+        )
+        .await
     }
 
     /// Counts records by value of a searchable field without decrypting anything: for each
