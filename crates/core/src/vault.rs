@@ -202,6 +202,9 @@ pub struct RecordView {
     pub updated_at: i64,
     /// The view the values are shown in.
     pub view: View,
+    /// What the free-text fields were found to contain when written: entity kinds and counts
+    /// per field, never values.
+    pub labels: serde_json::Value,
     /// Values by field name.
     pub fields: serde_json::Map<String, serde_json::Value>,
 }
@@ -306,6 +309,45 @@ const BOOTSTRAP: &str = "bootstrap_operator";
 
 /// Encodes sealed fields into one record blob: `[1][count u16]` then per field
 /// `[name len u8][name][sealed len u32][sealed]`.
+/// The detector that labels free text on write; built once.
+fn detector() -> Option<&'static boveda_detect::Detector> {
+    static DETECTOR: std::sync::OnceLock<Option<boveda_detect::Detector>> =
+        std::sync::OnceLock::new();
+    DETECTOR
+        .get_or_init(|| boveda_detect::Detector::new(boveda_detect::DetectorConfig::default()).ok())
+        .as_ref()
+}
+
+/// Labels of a record: for each free-text field written, the entity kinds found in it and how
+/// many (DESIGN.md §8: free text is classified on ingest). Fields not written keep their labels;
+/// a removed field loses them. Never a value.
+fn labels(
+    spec: &CollectionSpec,
+    values: &BTreeMap<String, Option<values::Normalised>>,
+    previous: Option<&str>,
+) -> String {
+    let mut out: serde_json::Map<String, serde_json::Value> = previous
+        .and_then(|p| serde_json::from_str(p).ok())
+        .unwrap_or_default();
+    for (name, value) in values {
+        if spec.fields.get(name).map(|f| f.kind) != Some(crate::schema::FieldType::FreeText) {
+            continue;
+        }
+        out.remove(name);
+        let (Some(v), Some(d)) = (value, detector()) else {
+            continue;
+        };
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        for f in d.detect(v.stored.expose(), &boveda_detect::DetectOptions::default()) {
+            *counts.entry(f.entity.as_str().to_owned()).or_default() += 1;
+        }
+        if !counts.is_empty() {
+            out.insert(name.clone(), serde_json::json!(counts));
+        }
+    }
+    serde_json::Value::Object(out).to_string()
+}
+
 pub(crate) fn encode_fields(fields: &BTreeMap<String, Vec<u8>>) -> Vec<u8> {
     let mut out = Vec::with_capacity(3 + fields.values().map(|v| v.len() + 40).sum::<usize>());
     out.push(1);
@@ -1274,7 +1316,7 @@ impl Vault {
                 id,
                 subject,
                 sealed: encode_fields(&sealed),
-                labels: "{}".into(),
+                labels: labels(&spec, values, None),
                 version: 1,
                 created_at: now,
                 updated_at: now,
@@ -1422,6 +1464,7 @@ impl Vault {
             created_at: row.created_at,
             updated_at: row.updated_at,
             view,
+            labels: serde_json::from_str(&row.labels).unwrap_or_else(|_| serde_json::json!({})),
             fields,
         })
     }
@@ -1566,6 +1609,7 @@ impl Vault {
             });
         }
         let updated = RecordRow {
+            labels: labels(&spec, &changes, Some(&row.labels)),
             sealed: encode_fields(&sealed),
             version: row.version + 1,
             updated_at: now_ms(),

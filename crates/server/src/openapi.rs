@@ -25,7 +25,7 @@ fn schemas() -> Value {
     let record = json!({"type": "object", "properties": {
         "id": {"type": "string", "format": "uuid"}, "subject_id": {"type": "string", "format": "uuid"},
         "version": {"type": "integer"}, "created_at": {"type": "integer"}, "updated_at": {"type": "integer"},
-        "view": view, "fields": {"type": "object"}}});
+        "view": view, "labels": {"type": "object", "description": "entity kinds and counts found in free-text fields"}, "fields": {"type": "object"}}});
     let written = json!({"type": "object", "properties": {"id": {"type": "string"}, "subject_id": {"type": "string"}, "version": {"type": "integer"}}});
     let tenant = json!({"type": "object", "properties": {"id": {"type": "string"}, "name": {"type": "string"}, "settings": settings, "created_at": {"type": "integer"}}});
     let account = json!({"type": "object", "properties": {"id": {"type": "string"}, "tenant": {"type": "string"}, "name": {"type": "string"},

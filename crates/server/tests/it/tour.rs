@@ -225,3 +225,41 @@ async fn views_are_capped_by_the_principal() {
     assert_eq!(st, StatusCode::FORBIDDEN);
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn free_text_is_labelled_on_write_with_kinds_and_counts_never_values() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    let (_t, key) = s.tenant("labels").await;
+    s.customers(&key).await;
+    let w = s
+        .ok(&key, Method::POST, "/v1/collections/customers/records?purpose=billing", Some(json!({"records": [{"fields": {
+            "email": "l@example.com",
+            "notes": "Customer asked to be called at +34 612 345 678 or written to maria.lopez@example.org; card 4111 1111 1111 1111."
+        }}]})))
+        .await;
+    let rid = w["records"][0]["id"].as_str().unwrap();
+    let path = format!("/v1/collections/customers/records/{rid}?purpose=billing&view=redacted");
+    let r = s.ok(&key, Method::GET, &path, None).await;
+    let notes = &r["labels"]["notes"];
+    assert_eq!(notes["EMAIL_ADDRESS"], 1, "{r}");
+    assert_eq!(notes["CREDIT_CARD"], 1, "{r}");
+    assert!(notes["PHONE_NUMBER"].as_u64().unwrap_or(0) >= 1, "{r}");
+    assert!(!r["labels"].to_string().contains("maria") && !r["labels"].to_string().contains("612"));
+    assert_eq!(
+        r["fields"]["notes"], "[redacted]",
+        "labels are readable without decrypting"
+    );
+    s.ok(
+        &key,
+        Method::PATCH,
+        &format!("/v1/collections/customers/records/{rid}?purpose=billing"),
+        Some(json!({"fields": {"notes": "nothing personal here"}})),
+    )
+    .await;
+    let r = s.ok(&key, Method::GET, &path, None).await;
+    assert!(
+        r["labels"].get("notes").is_none(),
+        "rewritten text is labelled again: {r}"
+    );
+    s.stop().await;
+}
