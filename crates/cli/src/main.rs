@@ -207,6 +207,13 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             ))
         })
         .collect();
+    let alerts = cfg.audit.alert_webhook.clone().map(|url| {
+        tokio::spawn(boveda_server::setup::alert_webhook_job(
+            p.vault.clone(),
+            url,
+            stop_rx.clone(),
+        ))
+    });
     let job = tokio::spawn(boveda_server::setup::rewrap_job(
         p.vault.clone(),
         cfg.vault.rewrap_batch,
@@ -243,6 +250,9 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = job.await;
     let _ = checkpoints.await;
+    if let Some(a) = alerts {
+        let _ = a.await;
+    }
     for e in exports {
         let _ = e.await;
     }

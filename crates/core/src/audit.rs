@@ -653,6 +653,30 @@ impl Vault {
         if self.inner.config.alert_suspend.contains(&alert.kind) {
             self.suspend(tenant, &alert.principal).await;
         }
+        if self.inner.config.alert_step_up.contains(&alert.kind)
+            && let Ok(id) = alert.principal.parse::<boveda_store::PrincipalId>()
+        {
+            let n = self
+                .st("expire_session_mfa")
+                .expire_session_mfa(tenant, id)
+                .await
+                .unwrap_or(0);
+            tracing::warn!(tenant = %tenant, principal = %id, sessions = n, "step-up MFA required by an alert response");
+        }
+        if self.inner.config.alert_throttle.contains(&alert.kind)
+            && let Ok(id) = alert.principal.parse::<boveda_store::PrincipalId>()
+            && let Ok(mut t) = self.inner.throttled.lock()
+        {
+            let now = std::time::Instant::now();
+            t.insert(
+                id,
+                (
+                    now + std::time::Duration::from_secs(15 * 60),
+                    now - std::time::Duration::from_secs(1),
+                ),
+            );
+            tracing::warn!(tenant = %tenant, principal = %id, "principal throttled by an alert response");
+        }
     }
 
     /// Suspends a principal named in an alert: a service account is disabled, a staff user is
@@ -819,5 +843,88 @@ impl Vault {
             }
         }
         Ok(n)
+    }
+}
+
+impl Vault {
+    /// Alerts a sink has not received yet, per tenant, oldest first (at least once: the cursor
+    /// moves with [`Vault::alerts_delivered`]).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn pending_alerts(
+        &self,
+        sink: &str,
+    ) -> Result<Vec<(TenantId, Vec<AlertView>)>, Error> {
+        let mut out = Vec::new();
+        for t in self.st("tenants").tenants().await? {
+            let cursor = self
+                .st("meta")
+                .meta(&format!("alert_sink:{sink}:{}", t.id))
+                .await?
+                .unwrap_or_default();
+            let rows = self.st("alerts").alerts(t.id, None, 1000).await?;
+            let mut fresh: Vec<AlertView> = rows
+                .into_iter()
+                .filter(|r| format!("{:020}:{}", r.at_ms, r.id).into_bytes() > cursor)
+                .map(|r| AlertView {
+                    id: r.id,
+                    kind: r.kind,
+                    principal: r.principal,
+                    at_ms: r.at_ms,
+                    events: serde_json::from_str(&r.events).unwrap_or_default(),
+                    detail: r.detail,
+                    state: r.state,
+                    updated_at: r.updated_at,
+                })
+                .collect();
+            fresh.reverse();
+            if !fresh.is_empty() {
+                out.push((t.id, fresh));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Records that a sink has a tenant's alerts up to and including `last`.
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn alerts_delivered(
+        &self,
+        sink: &str,
+        tenant: TenantId,
+        last: &AlertView,
+    ) -> Result<(), Error> {
+        let cursor = format!("{:020}:{}", last.at_ms, last.id);
+        self.st("set_meta")
+            .set_meta(&format!("alert_sink:{sink}:{tenant}"), cursor.as_bytes())
+            .await?;
+        Ok(())
+    }
+}
+
+impl Vault {
+    /// Refuses a data call of a throttled principal made less than a second after its last.
+    /// Throttling is per node: it slows one principal down, it is not a security boundary.
+    pub(crate) fn check_throttle(&self, principal: boveda_store::PrincipalId) -> Result<(), Error> {
+        let Ok(mut t) = self.inner.throttled.lock() else {
+            return Ok(());
+        };
+        let now = std::time::Instant::now();
+        match t.get_mut(&principal) {
+            Some((until, _)) if *until <= now => {
+                t.remove(&principal);
+                Ok(())
+            }
+            Some((_, last)) if now.duration_since(*last) < std::time::Duration::from_secs(1) => {
+                Err(Error::Throttled)
+            }
+            Some((_, last)) => {
+                *last = now;
+                Ok(())
+            }
+            None => Ok(()),
+        }
     }
 }

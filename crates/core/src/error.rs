@@ -72,6 +72,9 @@ pub enum Error {
     /// The audit journal cannot be written: data calls are refused until it can (fail closed).
     #[error("the audit log cannot be written; data calls are refused until it can")]
     AuditUnavailable,
+    /// The principal is throttled by a behaviour alert response.
+    #[error("throttled after a behaviour alert: at most one data call a second for now")]
+    Throttled,
     /// A bug: please report.
     #[error("internal error ({0}); please report")]
     Internal(&'static str),

@@ -44,6 +44,10 @@ pub struct VaultConfig {
     pub alert_thresholds: boveda_audit::Thresholds,
     /// Alert kinds that suspend the principal at once (a configured response).
     pub alert_suspend: Vec<boveda_audit::AlertKind>,
+    /// Alert kinds that make a staff principal's sessions need a fresh MFA check.
+    pub alert_step_up: Vec<boveda_audit::AlertKind>,
+    /// Alert kinds that throttle the principal's data calls to one a second for 15 minutes.
+    pub alert_throttle: Vec<boveda_audit::AlertKind>,
 }
 
 impl Default for VaultConfig {
@@ -67,6 +71,8 @@ impl Default for VaultConfig {
             audit: true,
             alert_thresholds: boveda_audit::Thresholds::default(),
             alert_suspend: Vec::new(),
+            alert_step_up: Vec::new(),
+            alert_throttle: Vec::new(),
             session_lifetime: Duration::from_secs(12 * 3600),
             session_idle: Duration::from_secs(30 * 60),
         }
@@ -279,6 +285,8 @@ pub(crate) struct Inner {
     pub(crate) journal: crate::audit::Journal,
     /// Behaviour analytics over the events this node appends.
     pub(crate) analyzer: std::sync::Mutex<boveda_audit::Analyzer>,
+    /// Principals throttled by an alert response: until when, and their last data call.
+    pub(crate) throttled: std::sync::Mutex<HashMap<PrincipalId, (Instant, Instant)>>,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
     /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
     principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
@@ -430,6 +438,7 @@ impl Vault {
                 config,
                 dummy_phc,
                 analyzer,
+                throttled: std::sync::Mutex::new(HashMap::new()),
                 journal,
                 cache: RwLock::new(HashMap::new()),
                 principals: RwLock::new(HashMap::new()),
@@ -964,6 +973,7 @@ impl Vault {
         let purpose = purpose
             .filter(|p| !p.is_empty())
             .ok_or(Error::PurposeRequired)?;
+        self.check_throttle(caller.principal.id)?;
         if let Some(staff) = &caller.principal.staff {
             if staff.must_change_password {
                 return Err(Error::PasswordChangeRequired);

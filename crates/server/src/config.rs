@@ -69,6 +69,8 @@ pub struct AuditSection {
     pub export_webhook: Option<String>,
     /// Keep events this many days (then delete up to a checkpoint; checkpoints stay).
     pub retention_days: Option<u32>,
+    /// POST behaviour alerts to this URL as they are raised.
+    pub alert_webhook: Option<String>,
 }
 
 /// `[server]`.
@@ -145,6 +147,10 @@ pub struct VaultSection {
     /// Behaviour alert kinds that suspend the principal at once (`repeated_denials`,
     /// `repeated_mfa_failures`, `volume`, `distinct_subjects`, `clear_burst`, ...).
     pub alert_suspend: Vec<String>,
+    /// Alert kinds that make a staff principal step up MFA again.
+    pub alert_step_up: Vec<String>,
+    /// Alert kinds that throttle the principal to one data call a second for 15 minutes.
+    pub alert_throttle: Vec<String>,
 }
 
 /// `[log]`.
@@ -211,6 +217,8 @@ impl Default for VaultSection {
             checkpoint_every: 1000,
             checkpoint_seconds: 60,
             alert_suspend: Vec::new(),
+            alert_step_up: Vec::new(),
+            alert_throttle: Vec::new(),
         }
     }
 }
@@ -244,6 +252,22 @@ where
         key: key.to_owned(),
         reason: e.to_string(),
     })
+}
+
+fn list(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn alert_kind(name: &str) -> Option<boveda_core::AlertKind> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).ok()
+}
+
+fn alert_kinds(names: &[String]) -> Vec<boveda_core::AlertKind> {
+    names.iter().filter_map(|k| alert_kind(k)).collect()
 }
 
 fn opt(value: &str) -> Option<String> {
@@ -315,16 +339,13 @@ impl Config {
             "vault.argon2_parallelism" => self.vault.argon2_parallelism = parse(key, value)?,
             "vault.checkpoint_every" => self.vault.checkpoint_every = parse(key, value)?,
             "vault.checkpoint_seconds" => self.vault.checkpoint_seconds = parse(key, value)?,
-            "vault.alert_suspend" => {
-                self.vault.alert_suspend = value
-                    .split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            }
+            "vault.alert_suspend" => self.vault.alert_suspend = list(value),
+            "vault.alert_step_up" => self.vault.alert_step_up = list(value),
+            "vault.alert_throttle" => self.vault.alert_throttle = list(value),
             "audit.export_file" => self.audit.export_file = opt(value).map(PathBuf::from),
             "audit.export_format" => self.audit.export_format = opt(value),
             "audit.export_webhook" => self.audit.export_webhook = opt(value),
+            "audit.alert_webhook" => self.audit.alert_webhook = opt(value),
             "audit.retention_days" => {
                 self.audit.retention_days = opt(value).map(|v| parse(key, &v)).transpose()?
             }
@@ -420,13 +441,14 @@ impl Config {
         if self.vault.rewrap_batch == 0 {
             return bad("vault.rewrap_batch", "at least 1");
         }
-        if let Some(k) = self.vault.alert_suspend.iter().find(|k| {
-            serde_json::from_value::<boveda_core::AlertKind>(serde_json::Value::String(
-                (*k).clone(),
-            ))
-            .is_err()
-        }) {
-            return bad("vault.alert_suspend", &format!("unknown alert kind `{k}`"));
+        for (key, kinds) in [
+            ("vault.alert_suspend", &self.vault.alert_suspend),
+            ("vault.alert_step_up", &self.vault.alert_step_up),
+            ("vault.alert_throttle", &self.vault.alert_throttle),
+        ] {
+            if let Some(k) = kinds.iter().find(|k| alert_kind(k).is_none()) {
+                return bad(key, &format!("unknown alert kind `{k}`"));
+            }
         }
         if !matches!(
             self.audit.export_format.as_deref(),
@@ -434,15 +456,17 @@ impl Config {
         ) {
             return bad("audit.export_format", "jsonl or cef");
         }
-        if let Some(u) = &self.audit.export_webhook
-            && !(u.starts_with("https://")
-                || u.starts_with("http://127.0.0.1")
-                || u.starts_with("http://localhost"))
-        {
-            return bad(
-                "audit.export_webhook",
-                "an https:// URL (plain http only to this machine)",
-            );
+        for (key, url) in [
+            ("audit.export_webhook", &self.audit.export_webhook),
+            ("audit.alert_webhook", &self.audit.alert_webhook),
+        ] {
+            if let Some(u) = url
+                && !(u.starts_with("https://")
+                    || u.starts_with("http://127.0.0.1")
+                    || u.starts_with("http://localhost"))
+            {
+                return bad(key, "an https:// URL (plain http only to this machine)");
+            }
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "text or json");
@@ -456,12 +480,9 @@ impl Config {
             checkpoint_every: self.vault.checkpoint_every,
             audit: true,
             alert_thresholds: Default::default(),
-            alert_suspend: self
-                .vault
-                .alert_suspend
-                .iter()
-                .filter_map(|k| serde_json::from_value(serde_json::Value::String(k.clone())).ok())
-                .collect(),
+            alert_suspend: alert_kinds(&self.vault.alert_suspend),
+            alert_step_up: alert_kinds(&self.vault.alert_step_up),
+            alert_throttle: alert_kinds(&self.vault.alert_throttle),
             default_purposes: self.vault.default_purposes.clone(),
             default_region: self.vault.default_region.clone(),
             max_batch: self.vault.max_batch,

@@ -64,6 +64,7 @@ impl From<CoreError> for ApiError {
             CoreError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
             CoreError::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             CoreError::AuditUnavailable => (StatusCode::SERVICE_UNAVAILABLE, "audit_unavailable"),
+            CoreError::Throttled => (StatusCode::TOO_MANY_REQUESTS, "throttled"),
             CoreError::PasswordRule(_) => (StatusCode::UNPROCESSABLE_ENTITY, "password_rejected"),
             CoreError::PasswordChangeRequired => {
                 (StatusCode::FORBIDDEN, "password_change_required")

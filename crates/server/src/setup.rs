@@ -404,3 +404,44 @@ pub async fn export_job(
         }
     }
 }
+
+/// Sends behaviour alerts to a webhook as they are raised, at least once: a tenant's batch
+/// (`{"tenant_id", "alerts": [...]}`) is POSTed, then the cursor moves; failures are retried.
+pub async fn alert_webhook_job(
+    vault: Vault,
+    url: String,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .unwrap_or_default();
+    loop {
+        match vault.pending_alerts("webhook").await {
+            Ok(pending) => {
+                for (tenant, alerts) in pending {
+                    let Some(last) = alerts.last() else { continue };
+                    let body = serde_json::json!({"tenant_id": tenant, "alerts": alerts});
+                    match http.post(&url).json(&body).send().await {
+                        Ok(r) if r.status().is_success() => {
+                            if let Err(e) = vault.alerts_delivered("webhook", tenant, last).await {
+                                tracing::warn!(error = %e, "could not save the alert cursor; alerts may be sent again");
+                            }
+                        }
+                        Ok(r) => {
+                            tracing::warn!(status = %r.status(), "alert webhook refused; retrying")
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e.without_url(), "alert webhook failed; retrying")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not read alerts"),
+        }
+        tokio::select! {
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}

@@ -598,6 +598,12 @@ async fn users_sessions_policies(store: &dyn Store, p: &str) {
     };
     assert!(store.update_session(&touched).await.unwrap());
     assert_eq!(store.session(&s.token_hash).await.unwrap(), Some(touched));
+    assert_eq!(store.expire_session_mfa(t.id, u.id).await.unwrap(), 1);
+    assert_eq!(
+        store.session(&s.token_hash).await.unwrap().unwrap().mfa_at,
+        0,
+        "step-up needed"
+    );
     assert_eq!(store.revoke_sessions(t.id, u.id).await.unwrap(), 1);
     assert_eq!(store.revoke_sessions(t.id, u.id).await.unwrap(), 0);
     assert!(store.session(&s.token_hash).await.unwrap().unwrap().revoked);

@@ -192,6 +192,9 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, token_hash: &[u8]) -> Result<Option<SessionRow>>;
     /// Saves a session's last use, MFA time and revocation. False if it does not exist.
     async fn update_session(&self, session: &SessionRow) -> Result<bool>;
+    /// Makes every live session of a user need a fresh MFA check (step-up) before rules with
+    /// an MFA condition allow anything; returns how many sessions.
+    async fn expire_session_mfa(&self, tenant: TenantId, user: PrincipalId) -> Result<u64>;
     /// Revokes every session of a user; returns how many were live.
     async fn revoke_sessions(&self, tenant: TenantId, user: PrincipalId) -> Result<u64>;
 

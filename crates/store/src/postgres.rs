@@ -1430,4 +1430,13 @@ impl Store for PostgresStore {
         tx.commit().await?;
         Ok(n)
     }
+
+    async fn expire_session_mfa(&self, tenant: TenantId, user: PrincipalId) -> Result<u64> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE sessions SET mfa_at = 0 WHERE tenant = $1 AND user_id = $2 AND NOT revoked",
+            &[&tenant.as_bytes().as_slice(), &user.as_bytes().as_slice()],
+        )
+        .await?)
+    }
 }

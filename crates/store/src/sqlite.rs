@@ -1714,4 +1714,15 @@ impl Store for SqliteStore {
             })
             .await
     }
+
+    async fn expire_session_mfa(&self, tenant: TenantId, user: PrincipalId) -> Result<u64> {
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE sessions SET mfa_at = 0 WHERE tenant = ?1 AND user_id = ?2 AND revoked = 0",
+                    params![tenant.as_bytes().as_slice(), user.as_bytes().as_slice()],
+                )? as u64)
+            })
+            .await
+    }
 }

@@ -680,6 +680,23 @@ async fn two_nodes_on_postgres_share_one_chain_without_forks_or_gaps() {
 /// to its events and, when configured, suspends the principal; a normal stream raises none.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
+    let received: std::sync::Arc<std::sync::Mutex<Vec<Value>>> = std::sync::Arc::default();
+    let hook = {
+        let received = std::sync::Arc::clone(&received);
+        axum::Router::new().route(
+            "/alerts",
+            axum::routing::post(move |axum::Json(body): axum::Json<Value>| {
+                let received = std::sync::Arc::clone(&received);
+                async move {
+                    received.lock().unwrap().push(body);
+                    StatusCode::OK
+                }
+            }),
+        )
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let hook_port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move { axum::serve(listener, hook).await.unwrap() });
     let tmp = tempfile::tempdir().unwrap();
     let mut cfg = crate::harness::config(
         Backend::Sqlite,
@@ -687,6 +704,11 @@ async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
         &crate::harness::Options::default(),
     );
     cfg.set("vault.alert_suspend", "repeated_denials").unwrap();
+    cfg.set(
+        "audit.alert_webhook",
+        &format!("http://127.0.0.1:{hook_port}/alerts"),
+    )
+    .unwrap();
     let s = Server::start_config(cfg, false).await;
     let (tenant, admin) = s.tenant("analytics").await;
     s.customers(&admin).await;
@@ -784,6 +806,19 @@ async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
         "suspended by the configured response"
     );
     let id = alert["id"].as_str().unwrap();
+    let mut sent = false;
+    for _ in 0..100 {
+        if received.lock().unwrap().iter().any(|b| {
+            b["alerts"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|x| x["id"] == id))
+        }) {
+            sent = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(sent, "the alert reached the webhook");
     let (st, _) = s
         .call(
             &admin,
@@ -933,5 +968,74 @@ async fn continuous_export_reaches_a_file_and_a_flaky_webhook() {
         metrics.contains("boveda_audit_export_lag_events"),
         "the lag is a metric"
     );
+    s.stop().await;
+}
+
+/// The throttle response: after the alert, a principal gets at most one data call a second.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_denials_can_throttle_instead() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = crate::harness::config(
+        Backend::Sqlite,
+        tmp.path(),
+        &crate::harness::Options::default(),
+    );
+    cfg.set("vault.alert_throttle", "repeated_denials").unwrap();
+    let s = Server::start_config(cfg, false).await;
+    let (tenant, admin) = s.tenant("throttle").await;
+    s.customers(&admin).await;
+    s.ok(&admin, Method::PUT, "/v1/policy", Some(json!({"rules": [
+        {"id": "services", "effect": "allow", "roles": ["service"], "actions": ["*"], "resources": ["*"], "purposes": ["*"], "view": "plain"},
+        {"id": "reader", "effect": "allow", "roles": ["reader"], "actions": ["read"], "resources": ["*"], "purposes": ["billing"], "view": "masked"}
+    ]}))).await;
+    let reader = s
+        .ok(
+            &s.operator,
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/service-accounts"),
+            Some(json!({"name": "r", "scopes": ["read"], "roles": ["reader"]})),
+        )
+        .await["api_key"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let w = s
+        .ok(
+            &admin,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [{"fields": {"email": "t@example.com"}}]})),
+        )
+        .await;
+    let read = |purpose: &str| {
+        format!(
+            "/v1/collections/customers/records/{}?purpose={purpose}",
+            w["records"][0]["id"].as_str().unwrap()
+        )
+    };
+    for _ in 0..5 {
+        s.ok(&reader, Method::GET, &read("billing"), None).await;
+    }
+    for _ in 0..11 {
+        s.call(&reader, Method::GET, &read("analytics"), None).await;
+    }
+    let statuses: Vec<u16> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(
+                s.call(&reader, Method::GET, &read("billing"), None)
+                    .await
+                    .0
+                    .as_u16(),
+            );
+        }
+        v
+    };
+    assert!(
+        statuses.contains(&429),
+        "throttled after the alert: {statuses:?}"
+    );
+    let (_, v) = s.call(&reader, Method::GET, &read("billing"), None).await;
+    assert_eq!(v["error"]["code"], "throttled");
     s.stop().await;
 }

@@ -140,6 +140,13 @@ impl Server {
                 job_rx.clone(),
             ));
         }
+        if let Some(url) = cfg.audit.alert_webhook.clone() {
+            tokio::spawn(boveda_server::setup::alert_webhook_job(
+                p.vault.clone(),
+                url,
+                job_rx.clone(),
+            ));
+        }
         if rewrap_job {
             tokio::spawn(boveda_server::setup::rewrap_job(
                 p.vault.clone(),
