@@ -225,6 +225,15 @@ impl Vault {
         e
     }
 
+    /// Subject pseudonyms in the order given (no sorting), to map pseudonyms back to ids.
+    pub(crate) fn subjects_in_order(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
+        let key = audit_key(t);
+        subjects
+            .iter()
+            .map(|s| key.pseudonym("subject", s.as_bytes()))
+            .collect()
+    }
+
     /// Subject pseudonyms for an event.
     pub(crate) fn subjects(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
         let key = audit_key(t);

@@ -19,6 +19,7 @@ mod access;
 mod audit;
 pub mod deid;
 mod error;
+mod incident;
 pub mod offline;
 pub mod phone;
 mod principal;
@@ -37,8 +38,12 @@ pub mod audit_format {
 }
 pub use boveda_policy::{Action, Policy};
 pub use boveda_store::AlertId;
+pub use boveda_store::IncidentId;
 pub use boveda_store::{PrincipalId, RecordId, SubjectId, TenantId};
 pub use error::Error;
+pub use incident::{
+    BlastRadius, Containment, Incident, IncidentScope, NewIncident, SubjectExposure, TimelineEntry,
+};
 pub use principal::{BUILTIN_ROLES, Caller, Grants, Principal, PrincipalKind, Scope, StaffSession};
 pub use staff::{
     Agreement, Eligibility, Enrollment, Invited, LOCK_AFTER, LoginResult, Training, User, UserPatch,

@@ -1021,6 +1021,23 @@ impl Vault {
         Ok(())
     }
 
+    /// Sets `must_change` and/or `disabled` on a user (incident containment).
+    pub(crate) async fn set_user_flags(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+        must_change: bool,
+        disabled: bool,
+    ) -> Result<(), Error> {
+        self.change_user(tenant, id, |st| {
+            st.must_change |= must_change;
+            st.disabled |= disabled;
+            Ok(())
+        })
+        .await?;
+        Ok(())
+    }
+
     /// Disables a user and revokes its sessions (an alert response).
     pub(crate) async fn suspend_user(
         &self,

@@ -593,6 +593,69 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             doc(
+                "POST",
+                "/v1/incidents",
+                "incidents",
+                "Open an incident (security responder, privacy officer).",
+            )
+            .body("NewIncident")
+            .ok(201, "Incident"),
+            post(open_incident),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/incidents",
+                "incidents",
+                "The tenant's incidents.",
+            )
+            .ok(200, "IncidentList"),
+            get(list_incidents),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/incidents/{incident_id}",
+                "incidents",
+                "One incident with its timeline.",
+            )
+            .ok(200, "Incident"),
+            get(show_incident),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/incidents/{incident_id}/state",
+                "incidents",
+                "Move the incident forward: contained, notifying, closed.",
+            )
+            .body("IncidentState")
+            .ok(200, "Incident"),
+            post(incident_state),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/incidents/{incident_id}/containment",
+                "incidents",
+                "Run one containment action.",
+            )
+            .body("Containment")
+            .ok(200, "Incident"),
+            post(contain),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/incidents/{incident_id}/blast-radius",
+                "incidents",
+                "Subjects, categories, fields and views exposed, from the audit log.",
+            )
+            .ok(200, "BlastRadius"),
+            get(blast_radius),
+        ),
+        (
+            doc(
                 "GET",
                 "/v1/keys",
                 "keys",
@@ -1388,4 +1451,75 @@ async fn resolve_alert(
         .set_alert_state(&c, id::<boveda_core::AlertId>(&a, "alert")?, "resolved")
         .await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+// -------------------------------------------------------------------- incidents
+
+async fn open_incident(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    JsonBody(b): JsonBody<boveda_core::NewIncident>,
+) -> ApiResult<Response> {
+    Ok(created(s.vault.open_incident(&c, b).await?))
+}
+
+async fn list_incidents(State(s): State<AppState>, Auth(c): Auth) -> ApiResult<Json<Value>> {
+    Ok(Json(json!({"incidents": s.vault.incidents(&c).await?})))
+}
+
+async fn show_incident(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+) -> ApiResult<Json<boveda_core::Incident>> {
+    Ok(Json(
+        s.vault
+            .incident(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+            .await?,
+    ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct IncidentState {
+    state: String,
+}
+
+async fn incident_state(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+    JsonBody(b): JsonBody<IncidentState>,
+) -> ApiResult<Json<boveda_core::Incident>> {
+    Ok(Json(
+        s.vault
+            .set_incident_state(&c, id::<boveda_core::IncidentId>(&i, "incident")?, &b.state)
+            .await?,
+    ))
+}
+
+async fn contain(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+    JsonBody(b): JsonBody<boveda_core::Containment>,
+) -> ApiResult<Json<boveda_core::Incident>> {
+    let incident = s
+        .vault
+        .contain(&c, id::<boveda_core::IncidentId>(&i, "incident")?, b)
+        .await?;
+    s.rewrap.notify_one();
+    Ok(Json(incident))
+}
+
+async fn blast_radius(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+) -> ApiResult<Json<boveda_core::BlastRadius>> {
+    Ok(Json(
+        s.vault
+            .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+            .await?,
+    ))
 }

@@ -124,6 +124,22 @@ fn schemas() -> Value {
             "id": {"type": "string"}, "kind": {"type": "string"}, "principal": {"type": "string"}, "at_ms": {"type": "integer"},
             "events": {"type": "array", "items": {"type": "integer"}}, "detail": {"type": "string"},
             "state": {"type": "string", "enum": ["open", "acknowledged", "resolved"]}, "updated_at": {"type": "integer"}}}}}},
+        "NewIncident": {"type": "object", "additionalProperties": false, "required": ["title", "detected_at", "severity", "scope"], "properties": {
+            "title": {"type": "string"}, "description": {"type": "string"}, "detected_at": {"type": "integer"},
+            "severity": {"type": "string", "enum": ["low", "medium", "high", "critical"]}, "cause": {"type": "string"},
+            "scope": {"type": "object", "properties": {"principals": {"type": "array", "items": {"type": "string"}}, "key_versions": {"type": "array", "items": {"type": "integer"}},
+                "collections": {"type": "array", "items": {"type": "string"}}, "tenant": {"type": "boolean"}, "from_ms": {"type": "integer"}, "to_ms": {"type": "integer"},
+                "subjects": {"type": "array", "items": {"type": "string"}}}}}},
+        "Incident": {"type": "object", "properties": {"id": {"type": "string"}, "title": {"type": "string"}, "state": {"type": "string"}, "severity": {"type": "string"},
+            "owner": {"type": "string"}, "timeline": {"type": "array", "items": {"type": "object"}}}},
+        "IncidentList": {"type": "object", "properties": {"incidents": {"type": "array", "items": {"type": "object"}}}},
+        "IncidentState": {"type": "object", "additionalProperties": false, "required": ["state"], "properties": {"state": {"type": "string", "enum": ["contained", "notifying", "closed"]}}},
+        "Containment": {"type": "object", "required": ["action"], "properties": {"action": {"type": "string", "enum": ["revoke_principal", "force_password_reset", "suspend_principal", "rotate_keys", "freeze_tenant"]},
+            "principal_id": {"type": "string"}}},
+        "BlastRadius": {"type": "object", "properties": {"subjects": {"type": "array", "items": {"type": "object", "properties": {
+            "subject_id": {"type": ["string", "null"]}, "exposure": {"type": "string", "enum": ["clear", "masked", "ciphertext_only"]}, "categories": {"type": "array"},
+            "fields": {"type": "array"}, "grades": {"type": "array"}, "views": {"type": "array"}, "counts": {"type": "object"}, "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}}}},
+            "clear": {"type": "integer"}, "masked_only": {"type": "integer"}, "ciphertext_only": {"type": "integer"}, "by_category": {"type": "object"}, "events_examined": {"type": "integer"}}},
         "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
             "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}

@@ -75,6 +75,7 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     users_sessions_policies(store, prefix).await;
     audit_journal(store, prefix).await;
     alerts(store, prefix).await;
+    incidents(store, prefix).await;
 }
 
 async fn meta(store: &dyn Store) {
@@ -862,4 +863,46 @@ async fn alerts(store: &dyn Store, p: &str) {
         store.alerts(t.id, Some("resolved"), 10).await.unwrap()[0].state,
         "resolved"
     );
+}
+
+async fn incidents(store: &dyn Store, p: &str) {
+    let (t, k) = tenant(&format!("{p}-incidents"));
+    store.create_tenant(&t, &k).await.unwrap();
+    let i = IncidentRow {
+        tenant: t.id,
+        id: IncidentId::generate(),
+        doc: "{}".into(),
+        version: 1,
+        created_at: now(),
+    };
+    store.create_incident(&i).await.unwrap();
+    assert_eq!(store.incident(t.id, i.id).await.unwrap(), Some(i.clone()));
+    assert_eq!(
+        store.incident(TenantId::generate(), i.id).await.unwrap(),
+        None
+    );
+    let i2 = IncidentRow {
+        doc: r#"{"state":"contained"}"#.into(),
+        version: 2,
+        ..i.clone()
+    };
+    assert!(store.update_incident(&i2, 1).await.unwrap());
+    assert!(
+        !store.update_incident(&i2, 1).await.unwrap(),
+        "compare and swap"
+    );
+    assert_eq!(store.incidents(t.id).await.unwrap(), vec![i2]);
+    let (a, b) = (SubjectId::generate(), SubjectId::generate());
+    store
+        .insert_subject_keys(&[subject_key(t.id, a, 1), subject_key(t.id, b, 1)])
+        .await
+        .unwrap();
+    let first = store.subject_ids(t.id, None, 1).await.unwrap();
+    assert_eq!(first.len(), 1);
+    let rest = store.subject_ids(t.id, Some(first[0]), 10).await.unwrap();
+    let mut all: Vec<SubjectId> = first.into_iter().chain(rest).collect();
+    all.sort();
+    let mut want = vec![a, b];
+    want.sort();
+    assert_eq!(all, want);
 }

@@ -69,3 +69,7 @@ id!(
     /// An alert raised by behaviour analytics.
     AlertId
 );
+id!(
+    /// A security incident.
+    IncidentId
+);

@@ -26,10 +26,11 @@ pub mod sqlite;
 
 pub use boveda_audit::{Checkpoint, Event as AuditEvent, StoredEvent};
 pub use error::Error;
-pub use ids::{AlertId, PrincipalId, RecordId, SubjectId, TenantId};
+pub use ids::{AlertId, IncidentId, PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
-    AlertRow, AuditFilter, CollectionRow, IndexEntry, KeyState, PolicyRow, PrincipalRow, RecordRow,
-    RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow, UserRow,
+    AlertRow, AuditFilter, CollectionRow, IncidentRow, IndexEntry, KeyState, PolicyRow,
+    PrincipalRow, RecordRow, RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow,
+    UserRow,
 };
 
 /// Result of store calls.
@@ -253,4 +254,20 @@ pub trait Store: Send + Sync + 'static {
         state: &str,
         at_ms: i64,
     ) -> Result<bool>;
+
+    /// Stores a new incident.
+    async fn create_incident(&self, incident: &IncidentRow) -> Result<()>;
+    /// One incident of a tenant.
+    async fn incident(&self, tenant: TenantId, id: IncidentId) -> Result<Option<IncidentRow>>;
+    /// A tenant's incidents, newest first.
+    async fn incidents(&self, tenant: TenantId) -> Result<Vec<IncidentRow>>;
+    /// Replaces an incident if its version is still `expected_version`.
+    async fn update_incident(&self, incident: &IncidentRow, expected_version: i64) -> Result<bool>;
+    /// Subject ids of a tenant after `after` (in id order), at most `limit`.
+    async fn subject_ids(
+        &self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>>;
 }

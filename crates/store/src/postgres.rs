@@ -7,10 +7,10 @@
 //! advisory lock, so nodes starting together migrate once.
 
 use crate::{
-    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry,
-    KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome,
-    SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
-    UserRow,
+    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
+    IncidentRow, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow,
+    Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId,
+    TenantKeyRow, TenantRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
@@ -77,6 +77,11 @@ CREATE TABLE alerts (
     tenant BYTEA NOT NULL, id BYTEA NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
     at_ms BIGINT NOT NULL, events TEXT NOT NULL, detail TEXT NOT NULL, state TEXT NOT NULL,
     updated_at BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+"#,
+    r#"
+CREATE TABLE incidents (
+    tenant BYTEA NOT NULL, id BYTEA NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL,
+    created_at BIGINT NOT NULL, PRIMARY KEY (tenant, id));
 "#,
 ];
 
@@ -1438,5 +1443,79 @@ impl Store for PostgresStore {
             &[&tenant.as_bytes().as_slice(), &user.as_bytes().as_slice()],
         )
         .await?)
+    }
+
+    async fn create_incident(&self, r: &IncidentRow) -> Result<()> {
+        let c = self.data.get().await?;
+        c.execute(
+            "INSERT INTO incidents (tenant, id, doc, version, created_at) VALUES ($1, $2, $3, $4, $5)",
+            &[&r.tenant.as_bytes().as_slice(), &r.id.as_bytes().as_slice(), &r.doc, &r.version, &r.created_at],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn incident(&self, tenant: TenantId, id: IncidentId) -> Result<Option<IncidentRow>> {
+        let c = self.data.get().await?;
+        Ok(c.query_opt(
+            "SELECT doc, version, created_at FROM incidents WHERE tenant = $1 AND id = $2",
+            &[&tenant.as_bytes().as_slice(), &id.as_bytes().as_slice()],
+        )
+        .await?
+        .map(|r| IncidentRow {
+            tenant,
+            id,
+            doc: r.get(0),
+            version: r.get(1),
+            created_at: r.get(2),
+        }))
+    }
+
+    async fn incidents(&self, tenant: TenantId) -> Result<Vec<IncidentRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT id, doc, version, created_at FROM incidents WHERE tenant = $1 ORDER BY created_at DESC, id DESC",
+            &[&tenant.as_bytes().as_slice()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(IncidentRow {
+                tenant,
+                id: IncidentId::from_bytes(id16(r.try_get(0)?, "incidents")?),
+                doc: r.try_get(1)?,
+                version: r.try_get(2)?,
+                created_at: r.try_get(3)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn update_incident(&self, r: &IncidentRow, expected_version: i64) -> Result<bool> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE incidents SET doc = $3, version = $4 WHERE tenant = $1 AND id = $2 AND version = $5",
+            &[&r.tenant.as_bytes().as_slice(), &r.id.as_bytes().as_slice(), &r.doc, &r.version, &expected_version],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn subject_ids(
+        &self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>> {
+        let c = self.keys.get().await?;
+        let after = after.map_or_else(Vec::new, |s| s.as_bytes().to_vec());
+        c.query(
+            "SELECT subject FROM subject_keys WHERE tenant = $1 AND subject > $2 ORDER BY subject LIMIT $3",
+            &[&tenant.as_bytes().as_slice(), &after, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| Ok(SubjectId::from_bytes(id16(r.try_get(0)?, "subject_keys")?)))
+        .collect()
     }
 }

@@ -1,6 +1,6 @@
 //! Rows as the store keeps them: sealed bytes, wrapped keys, digests and non-personal metadata.
 
-use crate::{AlertId, PrincipalId, RecordId, SubjectId, TenantId};
+use crate::{AlertId, IncidentId, PrincipalId, RecordId, SubjectId, TenantId};
 
 /// A tenant.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -266,4 +266,20 @@ pub struct AlertRow {
     pub state: String,
     /// Last change, Unix milliseconds.
     pub updated_at: i64,
+}
+
+/// A security incident: its document (JSON: facts, scope, state, timeline) under
+/// compare-and-swap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncidentRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Id.
+    pub id: IncidentId,
+    /// The incident document (JSON); holds no personal values.
+    pub doc: String,
+    /// Increments on every change.
+    pub version: i64,
+    /// Creation time, Unix milliseconds.
+    pub created_at: i64,
 }

@@ -7,10 +7,10 @@
 //! has one writer anyway) and a few reader connections; calls run on the blocking pool.
 
 use crate::{
-    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IndexEntry,
-    KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow, Result, RetireOutcome,
-    SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId, TenantKeyRow, TenantRow,
-    UserRow,
+    AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
+    IncidentRow, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow,
+    Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId,
+    TenantKeyRow, TenantRow, UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -79,6 +79,11 @@ CREATE TABLE alerts (
     tenant BLOB NOT NULL, id BLOB NOT NULL, kind TEXT NOT NULL, principal TEXT NOT NULL,
     at_ms INTEGER NOT NULL, events TEXT NOT NULL, detail TEXT NOT NULL, state TEXT NOT NULL,
     updated_at INTEGER NOT NULL, PRIMARY KEY (tenant, id));
+"#,
+    r#"
+CREATE TABLE incidents (
+    tenant BLOB NOT NULL, id BLOB NOT NULL, doc TEXT NOT NULL, version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (tenant, id));
 "#,
 ];
 
@@ -1722,6 +1727,84 @@ impl Store for SqliteStore {
                     "UPDATE sessions SET mfa_at = 0 WHERE tenant = ?1 AND user_id = ?2 AND revoked = 0",
                     params![tenant.as_bytes().as_slice(), user.as_bytes().as_slice()],
                 )? as u64)
+            })
+            .await
+    }
+
+    async fn create_incident(&self, r: &IncidentRow) -> Result<()> {
+        let r = r.clone();
+        self.data
+            .write(move |c| {
+                c.execute(
+                    "INSERT INTO incidents (tenant, id, doc, version, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![r.tenant.as_bytes().as_slice(), r.id.as_bytes().as_slice(), r.doc, r.version, r.created_at],
+                )?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn incident(&self, tenant: TenantId, id: IncidentId) -> Result<Option<IncidentRow>> {
+        self.data
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT doc, version, created_at FROM incidents WHERE tenant = ?1 AND id = ?2",
+                    params![tenant.as_bytes().as_slice(), id.as_bytes().as_slice()],
+                    |r| {
+                        Ok(IncidentRow {
+                            tenant,
+                            id,
+                            doc: r.get(0)?,
+                            version: r.get(1)?,
+                            created_at: r.get(2)?,
+                        })
+                    },
+                )
+                .optional()?)
+            })
+            .await
+    }
+
+    async fn incidents(&self, tenant: TenantId) -> Result<Vec<IncidentRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT id, doc, version, created_at FROM incidents WHERE tenant = ?1 ORDER BY created_at DESC, id DESC")?;
+                let rows = st
+                    .query_map([tenant.as_bytes().as_slice()], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter()
+                    .map(|(id, doc, version, created_at)| Ok(IncidentRow { tenant, id: IncidentId::from_bytes(id16(id, "incidents")?), doc, version, created_at }))
+                    .collect()
+            })
+            .await
+    }
+
+    async fn update_incident(&self, r: &IncidentRow, expected_version: i64) -> Result<bool> {
+        let r = r.clone();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE incidents SET doc = ?3, version = ?4 WHERE tenant = ?1 AND id = ?2 AND version = ?5",
+                    params![r.tenant.as_bytes().as_slice(), r.id.as_bytes().as_slice(), r.doc, r.version, expected_version],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn subject_ids(
+        &self,
+        tenant: TenantId,
+        after: Option<SubjectId>,
+        limit: usize,
+    ) -> Result<Vec<SubjectId>> {
+        self.keys
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT subject FROM subject_keys WHERE tenant = ?1 AND subject > ?2 ORDER BY subject LIMIT ?3")?;
+                let after = after.map_or_else(Vec::new, |s| s.as_bytes().to_vec());
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), after, limit as i64], |r| r.get::<_, Vec<u8>>(0))?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                rows.into_iter().map(|b| Ok(SubjectId::from_bytes(id16(b, "subject_keys")?))).collect()
             })
             .await
     }

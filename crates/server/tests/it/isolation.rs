@@ -30,6 +30,32 @@ async fn tenant_a_never_sees_tenant_b() {
             .unwrap()
             .to_owned();
 
+        // Principals that hold every role the incident routes want, in both tenants.
+        let with_roles = |t: &str| format!("/v1/tenants/{t}/service-accounts");
+        let roles = json!({"name": "all-roles", "roles": ["service", "security_responder", "privacy_officer", "auditor"]});
+        let a_all = s
+            .ok(
+                &s.operator,
+                Method::POST,
+                &with_roles(&ta),
+                Some(roles.clone()),
+            )
+            .await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b_all = s
+            .ok(&s.operator, Method::POST, &with_roles(&tb), Some(roles))
+            .await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let b_incident = s
+            .ok(&b_all, Method::POST, "/v1/incidents", Some(json!({"title": "b", "detected_at": 0, "severity": "low", "scope": {"tenant": true}})))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let b_user = s
             .ok(
                 &b,
@@ -65,7 +91,8 @@ async fn tenant_a_never_sees_tenant_b() {
                 .replace("{record_id}", &rid)
                 .replace("{subject_id}", &sid)
                 .replace("{principal_id}", &b_sa)
-                .replace("{user_id}", &b_user);
+                .replace("{user_id}", &b_user)
+                .replace("{incident_id}", &b_incident);
             let query = if r.data {
                 "?purpose=customer_support&view=plain"
             } else {
@@ -81,10 +108,14 @@ async fn tenant_a_never_sees_tenant_b() {
                 "CountRequest" => json!({"field": "phone", "values": ["13812345678"]}),
                 "UserPatch" => json!({"roles": ["tenant_admin"]}),
                 "Eligibility" => json!({"agreements": [], "trainings": []}),
+                "IncidentState" => json!({"state": "closed"}),
+                "Containment" => json!({"action": "freeze_tenant"}),
                 other => panic!("no body for {other}"),
             });
             let method = Method::from_bytes(r.method.as_bytes()).unwrap();
-            let (st, v) = s.call(&a, method, &format!("{path}{query}"), body).await;
+            let (st, v) = s
+                .call(&a_all, method, &format!("{path}{query}"), body)
+                .await;
             if r.path.ends_with("batch-get") {
                 assert_eq!(st, StatusCode::OK);
                 assert!(

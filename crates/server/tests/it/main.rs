@@ -12,6 +12,7 @@ mod harness;
 mod audit;
 mod canary;
 mod erasure;
+mod incidents;
 mod isolation;
 mod openapi_cover;
 mod presidio;

@@ -1,0 +1,637 @@
+//! Security incidents (DESIGN.md §9, the policy's clauses 4 and 5): an incident with a scope,
+//! a workflow (open → contained → notifying → closed), an owner and a timeline of every action;
+//! containment actions one call each; and the blast radius computed from the audit log.
+//!
+//! Only security responders and the privacy officer handle incidents. Every action is audited
+//! and on the timeline. The incident document holds ids, names of fields and counts: never a
+//! personal value.
+
+use crate::Error;
+use crate::principal::{Caller, PrincipalKind};
+use crate::vault::{Vault, now_ms};
+use boveda_audit::{Event, Outcome};
+use boveda_store::{AuditFilter, IncidentId, IncidentRow, PrincipalId, SubjectId, TenantId};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+/// What an incident is about.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IncidentScope {
+    /// Compromised principals (staff users or service accounts).
+    #[serde(default)]
+    pub principals: Vec<PrincipalId>,
+    /// Compromised KEK versions.
+    #[serde(default)]
+    pub key_versions: Vec<u32>,
+    /// Collections concerned (empty: all).
+    #[serde(default)]
+    pub collections: Vec<String>,
+    /// The whole tenant (every principal).
+    #[serde(default)]
+    pub tenant: bool,
+    /// Start of the window, Unix milliseconds.
+    #[serde(default)]
+    pub from_ms: Option<i64>,
+    /// End of the window, Unix milliseconds.
+    #[serde(default)]
+    pub to_ms: Option<i64>,
+    /// Subjects known to be affected.
+    #[serde(default)]
+    pub subjects: Vec<SubjectId>,
+}
+
+/// A new incident.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewIncident {
+    /// Title.
+    pub title: String,
+    /// What happened.
+    #[serde(default)]
+    pub description: String,
+    /// When it was detected (awareness starts the legal clocks), Unix milliseconds.
+    pub detected_at: i64,
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: String,
+    /// The cause, when known.
+    #[serde(default)]
+    pub cause: Option<String>,
+    /// Scope.
+    pub scope: IncidentScope,
+}
+
+/// One entry of the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// When.
+    pub at_ms: i64,
+    /// Who (principal id).
+    pub actor: String,
+    /// What, e.g. `opened`, `contain.revoke_principal`, `state.contained`.
+    pub action: String,
+    /// Details without personal values.
+    pub detail: String,
+}
+
+/// An incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Incident {
+    /// Id.
+    pub id: IncidentId,
+    /// Title.
+    pub title: String,
+    /// What happened.
+    pub description: String,
+    /// When it was detected, Unix milliseconds.
+    pub detected_at: i64,
+    /// Severity.
+    pub severity: String,
+    /// Cause.
+    pub cause: Option<String>,
+    /// Scope.
+    pub scope: IncidentScope,
+    /// `open`, `contained`, `notifying` or `closed`.
+    pub state: String,
+    /// Owner (principal id).
+    pub owner: String,
+    /// Who opened it.
+    pub created_by: String,
+    /// Timeline of every action.
+    pub timeline: Vec<TimelineEntry>,
+}
+
+/// A containment action.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, tag = "action", rename_all = "snake_case")]
+pub enum Containment {
+    /// Revoke a principal's sessions (staff) or disable its API key (service account).
+    RevokePrincipal {
+        /// The principal.
+        principal_id: PrincipalId,
+    },
+    /// Force a staff user to change the password, ending its sessions.
+    ForcePasswordReset {
+        /// The user.
+        principal_id: PrincipalId,
+    },
+    /// Suspend a principal (disable it and end its sessions).
+    SuspendPrincipal {
+        /// The principal.
+        principal_id: PrincipalId,
+    },
+    /// Create a new KEK version; the background job moves every subject key to it, after which
+    /// the compromised version can be retired.
+    RotateKeys,
+    /// Freeze the tenant's data calls.
+    FreezeTenant,
+}
+
+/// One subject's exposure.
+#[derive(Debug, Clone, Serialize)]
+pub struct SubjectExposure {
+    /// The subject, when it still exists (an erased subject is known by pseudonym only).
+    pub subject_id: Option<SubjectId>,
+    /// The subject's pseudonym in the audit log (hex).
+    pub pseudonym: String,
+    /// `clear` (seen in plain), `masked` (only masked or redacted) or `ciphertext_only`.
+    pub exposure: &'static str,
+    /// Categories of data touched.
+    pub categories: BTreeSet<String>,
+    /// Fields touched.
+    pub fields: BTreeSet<String>,
+    /// Grades touched.
+    pub grades: BTreeSet<String>,
+    /// Views used.
+    pub views: BTreeSet<String>,
+    /// Accesses per category.
+    pub counts: BTreeMap<String, u64>,
+    /// First exposure, Unix milliseconds.
+    pub first_ms: i64,
+    /// Last exposure, Unix milliseconds.
+    pub last_ms: i64,
+}
+
+/// The blast radius of an incident.
+#[derive(Debug, Clone, Serialize)]
+pub struct BlastRadius {
+    /// Subjects affected.
+    pub subjects: Vec<SubjectExposure>,
+    /// How many were seen in clear.
+    pub clear: u64,
+    /// How many only masked.
+    pub masked_only: u64,
+    /// How many only as ciphertext.
+    pub ciphertext_only: u64,
+    /// Subjects affected per category.
+    pub by_category: BTreeMap<String, u64>,
+    /// Audit events examined.
+    pub events_examined: u64,
+}
+
+fn handler(caller: &Caller) -> Result<TenantId, Error> {
+    let p = &caller.principal;
+    let tenant = p
+        .tenant
+        .ok_or_else(|| Error::Forbidden("incidents belong to tenants".into()))?;
+    let ok = matches!(p.kind, PrincipalKind::Staff | PrincipalKind::Service)
+        && (p.has_role("security_responder") || p.has_role("privacy_officer"));
+    if ok {
+        Ok(tenant)
+    } else {
+        Err(Error::Forbidden(
+            "only security responders and the privacy officer handle incidents".into(),
+        ))
+    }
+}
+
+fn to_row(
+    tenant: TenantId,
+    i: &Incident,
+    version: i64,
+    created_at: i64,
+) -> Result<IncidentRow, Error> {
+    Ok(IncidentRow {
+        tenant,
+        id: i.id,
+        doc: serde_json::to_string(i).map_err(|_| Error::Internal("incident encoding"))?,
+        version,
+        created_at,
+    })
+}
+
+fn from_row(r: &IncidentRow) -> Result<Incident, Error> {
+    serde_json::from_str(&r.doc).map_err(|_| Error::Integrity("incident document"))
+}
+
+impl Vault {
+    async fn incident_event(
+        &self,
+        caller: &Caller,
+        tenant: TenantId,
+        action: &str,
+        id: IncidentId,
+        detail: String,
+    ) -> Result<(), Error> {
+        let t = self.cached(tenant).await?;
+        let mut e: Event = self.event(caller, tenant, Some(&t), action, Outcome::Allowed);
+        e.reason = Some(format!("incident {id}: {detail}"));
+        self.audit(vec![e]).await
+    }
+
+    /// Opens an incident (security responder, privacy officer).
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`], [`Error::Invalid`].
+    pub async fn open_incident(
+        &self,
+        caller: &Caller,
+        new: NewIncident,
+    ) -> Result<Incident, Error> {
+        let tenant = handler(caller)?;
+        if new.title.trim().is_empty() || new.title.chars().count() > 300 {
+            return Err(Error::invalid("title", "between_1_and_300_chars"));
+        }
+        if !matches!(
+            new.severity.as_str(),
+            "low" | "medium" | "high" | "critical"
+        ) {
+            return Err(Error::invalid("severity", "low_medium_high_or_critical"));
+        }
+        if let (Some(a), Some(b)) = (new.scope.from_ms, new.scope.to_ms)
+            && a > b
+        {
+            return Err(Error::invalid("scope.to_ms", "after_from_ms"));
+        }
+        let actor = caller.principal.id.to_string();
+        let now = now_ms();
+        let i = Incident {
+            id: IncidentId::generate(),
+            title: new.title.trim().to_owned(),
+            description: new.description,
+            detected_at: new.detected_at,
+            severity: new.severity,
+            cause: new.cause,
+            scope: new.scope,
+            state: "open".into(),
+            owner: actor.clone(),
+            created_by: actor.clone(),
+            timeline: vec![TimelineEntry {
+                at_ms: now,
+                actor,
+                action: "opened".into(),
+                detail: String::new(),
+            }],
+        };
+        self.st("create_incident")
+            .create_incident(&to_row(tenant, &i, 1, now)?)
+            .await?;
+        self.incident_event(caller, tenant, "incident.open", i.id, i.severity.clone())
+            .await?;
+        Ok(i)
+    }
+
+    /// The tenant's incidents.
+    ///
+    /// # Errors
+    /// [`Error::Forbidden`].
+    pub async fn incidents(&self, caller: &Caller) -> Result<Vec<Incident>, Error> {
+        let tenant = handler(caller)?;
+        self.st("incidents")
+            .incidents(tenant)
+            .await?
+            .iter()
+            .map(from_row)
+            .collect()
+    }
+
+    /// One incident.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Forbidden`].
+    pub async fn incident(&self, caller: &Caller, id: IncidentId) -> Result<Incident, Error> {
+        let tenant = handler(caller)?;
+        let row = self
+            .st("incident")
+            .incident(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("incident"))?;
+        from_row(&row)
+    }
+
+    /// Applies a change to an incident with compare-and-swap and a timeline entry.
+    async fn change_incident(
+        &self,
+        caller: &Caller,
+        id: IncidentId,
+        action: &str,
+        detail: String,
+        change: impl Fn(&mut Incident) -> Result<(), Error>,
+    ) -> Result<Incident, Error> {
+        let tenant = handler(caller)?;
+        for _ in 0..8 {
+            let row = self
+                .st("incident")
+                .incident(tenant, id)
+                .await?
+                .ok_or(Error::NotFound("incident"))?;
+            let mut i = from_row(&row)?;
+            change(&mut i)?;
+            i.timeline.push(TimelineEntry {
+                at_ms: now_ms(),
+                actor: caller.principal.id.to_string(),
+                action: action.to_owned(),
+                detail: detail.clone(),
+            });
+            if self
+                .st("update_incident")
+                .update_incident(
+                    &to_row(tenant, &i, row.version + 1, row.created_at)?,
+                    row.version,
+                )
+                .await?
+            {
+                self.incident_event(caller, tenant, &format!("incident.{action}"), id, detail)
+                    .await?;
+                return Ok(i);
+            }
+        }
+        Err(Error::Conflict(
+            "the incident changed concurrently; retry".into(),
+        ))
+    }
+
+    /// Moves an incident forward: open → contained → notifying → closed (closing is allowed
+    /// from any state).
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] for a step backwards or sideways.
+    pub async fn set_incident_state(
+        &self,
+        caller: &Caller,
+        id: IncidentId,
+        state: &str,
+    ) -> Result<Incident, Error> {
+        const ORDER: [&str; 4] = ["open", "contained", "notifying", "closed"];
+        let to = ORDER
+            .iter()
+            .position(|s| *s == state)
+            .ok_or_else(|| Error::invalid("state", "open_contained_notifying_or_closed"))?;
+        self.change_incident(caller, id, &format!("state.{state}"), String::new(), |i| {
+            let from = ORDER.iter().position(|s| *s == i.state).unwrap_or(0);
+            if to == from + 1 || (state == "closed" && from < 3) {
+                i.state = state.to_owned();
+                Ok(())
+            } else {
+                Err(Error::Conflict(format!(
+                    "an incident in state `{}` cannot move to `{state}`",
+                    i.state
+                )))
+            }
+        })
+        .await
+    }
+
+    /// Runs one containment action and records it on the timeline.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`] for an unknown incident or principal, [`Error::Forbidden`].
+    pub async fn contain(
+        &self,
+        caller: &Caller,
+        id: IncidentId,
+        action: Containment,
+    ) -> Result<Incident, Error> {
+        let tenant = handler(caller)?;
+        self.st("incident")
+            .incident(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("incident"))?;
+        let (name, detail) = match &action {
+            Containment::RevokePrincipal { principal_id } => {
+                let n = self
+                    .contain_principal(tenant, *principal_id, false, false)
+                    .await?;
+                (
+                    "contain.revoke_principal",
+                    format!("principal {principal_id}: {n}"),
+                )
+            }
+            Containment::ForcePasswordReset { principal_id } => {
+                let n = self
+                    .contain_principal(tenant, *principal_id, true, false)
+                    .await?;
+                (
+                    "contain.force_password_reset",
+                    format!("principal {principal_id}: {n}"),
+                )
+            }
+            Containment::SuspendPrincipal { principal_id } => {
+                let n = self
+                    .contain_principal(tenant, *principal_id, false, true)
+                    .await?;
+                (
+                    "contain.suspend_principal",
+                    format!("principal {principal_id}: {n}"),
+                )
+            }
+            Containment::RotateKeys => {
+                let s = self.rotate_tenant_keys(tenant).await?;
+                (
+                    "contain.rotate_keys",
+                    format!("new key version {}", s.active_version),
+                )
+            }
+            Containment::FreezeTenant => {
+                let t = self.cached(tenant).await?;
+                let mut settings = t.settings.clone();
+                settings.frozen = true;
+                let json = serde_json::to_string(&settings)
+                    .map_err(|_| Error::Internal("settings encoding"))?;
+                self.st("update_tenant_settings")
+                    .update_tenant_settings(tenant, &json)
+                    .await?;
+                self.forget(tenant);
+                ("contain.freeze_tenant", "data calls frozen".to_owned())
+            }
+        };
+        self.forget_principals();
+        self.change_incident(caller, id, name, detail, |_| Ok(()))
+            .await
+    }
+
+    /// Revokes (and optionally forces a reset of, or suspends) a principal of the tenant.
+    async fn contain_principal(
+        &self,
+        tenant: TenantId,
+        id: PrincipalId,
+        force_reset: bool,
+        suspend: bool,
+    ) -> Result<String, Error> {
+        if self.st("user").user(tenant, id).await?.is_some() {
+            let n = self
+                .st("revoke_sessions")
+                .revoke_sessions(tenant, id)
+                .await?;
+            if force_reset || suspend {
+                self.set_user_flags(tenant, id, force_reset, suspend)
+                    .await?;
+            }
+            return Ok(format!("{n} sessions revoked"));
+        }
+        if self
+            .st("disable_principal")
+            .disable_principal(tenant, id)
+            .await?
+        {
+            return Ok("API key disabled".to_owned());
+        }
+        Err(Error::NotFound("principal"))
+    }
+
+    /// Who and what an incident exposed, from the audit log: every allowed read or search by a
+    /// principal in scope (or anyone, for a tenant-wide scope) within the window.
+    ///
+    /// # Errors
+    /// [`Error::NotFound`], [`Error::Forbidden`].
+    pub async fn blast_radius(
+        &self,
+        caller: &Caller,
+        id: IncidentId,
+    ) -> Result<BlastRadius, Error> {
+        let tenant = handler(caller)?;
+        let row = self
+            .st("incident")
+            .incident(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("incident"))?;
+        let incident = from_row(&row)?;
+        let scope = &incident.scope;
+        let t = self.cached(tenant).await?;
+        let principals: Vec<Option<String>> = if scope.tenant || scope.principals.is_empty() {
+            vec![None]
+        } else {
+            scope
+                .principals
+                .iter()
+                .map(|p| Some(p.to_string()))
+                .collect()
+        };
+        let mut per: HashMap<[u8; 32], SubjectExposure> = HashMap::new();
+        let mut examined = 0u64;
+        for principal in principals {
+            let filter = AuditFilter {
+                from_ms: scope.from_ms,
+                to_ms: scope.to_ms,
+                principal,
+                outcome: Some("allowed".into()),
+                ..AuditFilter::default()
+            };
+            let mut after = 0;
+            loop {
+                let page = self
+                    .st("audit_events")
+                    .audit_events(tenant, &filter, after, 10_000)
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for s in page {
+                    examined += 1;
+                    let e =
+                        Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
+                    if !matches!(e.action.as_str(), "record.read" | "record.search") {
+                        continue;
+                    }
+                    let Some(collection) = &e.collection else {
+                        continue;
+                    };
+                    if !scope.collections.is_empty() && !scope.collections.contains(collection) {
+                        continue;
+                    }
+                    let spec = t.collections.get(collection);
+                    let view = e.view.clone().unwrap_or_default();
+                    for subject in &e.subjects {
+                        let x = per.entry(*subject).or_insert_with(|| SubjectExposure {
+                            subject_id: None,
+                            pseudonym: hex::encode(subject),
+                            exposure: "masked",
+                            categories: BTreeSet::new(),
+                            fields: BTreeSet::new(),
+                            grades: BTreeSet::new(),
+                            views: BTreeSet::new(),
+                            counts: BTreeMap::new(),
+                            first_ms: e.at_ms,
+                            last_ms: e.at_ms,
+                        });
+                        x.first_ms = x.first_ms.min(e.at_ms);
+                        x.last_ms = x.last_ms.max(e.at_ms);
+                        x.views.insert(view.clone());
+                        if view == "plain" {
+                            x.exposure = "clear";
+                        }
+                        for f in &e.fields {
+                            x.fields.insert(format!("{collection}.{f}"));
+                            if let Some(fs) = spec.and_then(|s| s.fields.get(f)) {
+                                x.categories.insert(fs.category.as_str().to_owned());
+                                x.grades.insert(fs.grade.as_str().to_owned());
+                                *x.counts.entry(fs.category.as_str().to_owned()).or_default() += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        // Subjects whose keys a compromised KEK version wraps: their ciphertext may be opened
+        // by whoever holds that version and a copy of the data.
+        if !scope.key_versions.is_empty() {
+            let mut after = None;
+            loop {
+                let ids = self
+                    .st("subject_ids")
+                    .subject_ids(tenant, after, 10_000)
+                    .await?;
+                let Some(last) = ids.last().copied() else {
+                    break;
+                };
+                after = Some(last);
+                let keys = self.st("subject_keys").subject_keys(tenant, &ids).await?;
+                for k in keys
+                    .iter()
+                    .filter(|k| scope.key_versions.contains(&k.kek_version))
+                {
+                    let p = Self::subjects(&t, &[k.subject])[0];
+                    per.entry(p).or_insert_with(|| SubjectExposure {
+                        subject_id: Some(k.subject),
+                        pseudonym: hex::encode(p),
+                        exposure: "ciphertext_only",
+                        categories: BTreeSet::new(),
+                        fields: BTreeSet::new(),
+                        grades: BTreeSet::new(),
+                        views: BTreeSet::new(),
+                        counts: BTreeMap::new(),
+                        first_ms: incident.detected_at,
+                        last_ms: incident.detected_at,
+                    });
+                }
+            }
+        }
+        // Resolve pseudonyms to subject ids for the notice plan (erased subjects stay unknown).
+        let mut after = None;
+        loop {
+            let ids = self
+                .st("subject_ids")
+                .subject_ids(tenant, after, 10_000)
+                .await?;
+            let Some(last) = ids.last().copied() else {
+                break;
+            };
+            after = Some(last);
+            for (id, p) in ids.iter().zip(Self::subjects_in_order(&t, &ids)) {
+                if let Some(x) = per.get_mut(&p) {
+                    x.subject_id = Some(*id);
+                }
+            }
+        }
+        let mut subjects: Vec<SubjectExposure> = per.into_values().collect();
+        subjects.sort_by(|a, b| {
+            a.first_ms
+                .cmp(&b.first_ms)
+                .then(a.pseudonym.cmp(&b.pseudonym))
+        });
+        let mut by_category = BTreeMap::new();
+        for s in &subjects {
+            for c in &s.categories {
+                *by_category.entry(c.clone()).or_default() += 1;
+            }
+        }
+        let count = |e: &str| subjects.iter().filter(|s| s.exposure == e).count() as u64;
+        Ok(BlastRadius {
+            clear: count("clear"),
+            masked_only: count("masked"),
+            ciphertext_only: count("ciphertext_only"),
+            by_category,
+            events_examined: examined,
+            subjects,
+        })
+    }
+}
