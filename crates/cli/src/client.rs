@@ -728,3 +728,98 @@ pub(crate) async fn policy(c: &Connection, cmd: PolicyCommand) -> anyhow::Result
     api.print(&v, |v| serde_json::to_string_pretty(v).unwrap_or_default());
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Subcommand)]
+pub(crate) enum IncidentCommand {
+    /// Open an incident from a JSON file (`title`, `detected_at`, `severity`, `scope`, ...).
+    Open {
+        /// The file.
+        file: PathBuf,
+    },
+    /// List incidents.
+    List,
+    /// Show one incident with its timeline.
+    Show {
+        /// Incident id.
+        id: String,
+    },
+    /// Move an incident forward: contained, notifying or closed.
+    State {
+        /// Incident id.
+        id: String,
+        /// The new state.
+        state: String,
+    },
+    /// Run a containment action: revoke_principal, force_password_reset, suspend_principal
+    /// (with --principal), rotate_keys, freeze_tenant.
+    Contain {
+        /// Incident id.
+        id: String,
+        /// The action.
+        action: String,
+        /// The principal, for the principal actions.
+        #[arg(long)]
+        principal: Option<String>,
+    },
+    /// Subjects, categories and fields exposed, from the audit log.
+    BlastRadius {
+        /// Incident id.
+        id: String,
+    },
+}
+
+pub(crate) async fn incident(c: &Connection, cmd: IncidentCommand) -> anyhow::Result<ExitCode> {
+    let api = Api::new(c)?;
+    let v = match cmd {
+        IncidentCommand::Open { file } => {
+            let text = std::fs::read_to_string(&file)
+                .with_context(|| format!("cannot read {}", file.display()))?;
+            let body: Value = serde_json::from_str(&text)
+                .with_context(|| format!("{} is not JSON", file.display()))?;
+            api.call(reqwest::Method::POST, "/v1/incidents", Some(body))
+                .await?
+        }
+        IncidentCommand::List => {
+            api.call(reqwest::Method::GET, "/v1/incidents", None)
+                .await?
+        }
+        IncidentCommand::Show { id } => {
+            api.call(reqwest::Method::GET, &format!("/v1/incidents/{id}"), None)
+                .await?
+        }
+        IncidentCommand::State { id, state } => {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/incidents/{id}/state"),
+                Some(json!({"state": state})),
+            )
+            .await?
+        }
+        IncidentCommand::Contain {
+            id,
+            action,
+            principal,
+        } => {
+            let mut body = json!({"action": action});
+            if let Some(p) = principal {
+                body["principal_id"] = json!(p);
+            }
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/incidents/{id}/containment"),
+                Some(body),
+            )
+            .await?
+        }
+        IncidentCommand::BlastRadius { id } => {
+            api.call(
+                reqwest::Method::GET,
+                &format!("/v1/incidents/{id}/blast-radius"),
+                None,
+            )
+            .await?
+        }
+    };
+    api.print(&v, |v| serde_json::to_string_pretty(v).unwrap_or_default());
+    Ok(ExitCode::SUCCESS)
+}

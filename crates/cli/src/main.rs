@@ -102,6 +102,13 @@ enum Command {
         #[command(subcommand)]
         command: audit::AuditCommand,
     },
+    /// Security incidents: open, contain, blast radius.
+    Incident {
+        #[command(subcommand)]
+        command: client::IncidentCommand,
+        #[command(flatten)]
+        conn: client::Connection,
+    },
     /// Tenant keys.
     Keys {
         #[command(subcommand)]
@@ -279,6 +286,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Collection { command, conn } => return client::collection(&conn, command).await,
         Command::Keys { command, conn } => return client::keys(&conn, command).await,
         Command::Audit { command } => return audit::run(command).await,
+        Command::Incident { command, conn } => return client::incident(&conn, command).await,
         Command::Login { tenant, conn } => return client::login(&conn, &tenant).await,
         Command::User { command, conn } => return client::user(&conn, command).await,
         Command::Mfa { command, conn } => return client::mfa(&conn, command).await,

@@ -182,6 +182,45 @@ fn invite_enrol_login_and_policy_commands() {
     let users = json(&run(&args(&["user", "list"]), &home, ""));
     assert_eq!(users["users"][0]["email"], "oficial@staffcli.example");
 
+    // Incidents, as the privacy officer (the logged-in user); a plain service account may not.
+    let file = tmp.path().join("incident.json");
+    std::fs::write(&file, r#"{"title": "laptop lost", "detected_at": 0, "severity": "medium", "scope": {"tenant": true}}"#).unwrap();
+    let refused = run(
+        &args(&["incident", "open", file.to_str().unwrap()]),
+        &admin,
+        "",
+    );
+    assert_eq!(
+        refused.status.code(),
+        Some(2),
+        "the service role does not handle incidents"
+    );
+    let inc = json(&run(
+        &args(&["incident", "open", file.to_str().unwrap()]),
+        &home,
+        "",
+    ));
+    let id = inc["id"].as_str().unwrap().to_owned();
+    let contained = json(&run(
+        &args(&["incident", "contain", &id, "rotate_keys"]),
+        &home,
+        "",
+    ));
+    assert_eq!(contained["timeline"][1]["action"], "contain.rotate_keys");
+    let state = json(&run(
+        &args(&["incident", "state", &id, "contained"]),
+        &home,
+        "",
+    ));
+    assert_eq!(state["state"], "contained");
+    let blast = json(&run(&args(&["incident", "blast-radius", &id]), &home, ""));
+    assert!(
+        blast["subjects"].as_array().unwrap().is_empty(),
+        "no data was read in this test"
+    );
+    let listed = json(&run(&args(&["incident", "list"]), &home, ""));
+    assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
+
     let _ = Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
         .status();
