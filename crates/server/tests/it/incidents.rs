@@ -248,3 +248,106 @@ async fn stolen_key_is_contained_and_the_blast_radius_comes_from_the_audit_log()
         s.stop().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_incident_input_gets_4xx_with_stable_codes() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    let (tenant, _admin) = s.tenant("badinc").await;
+    let soc = account(&s, &tenant, "soc", &["security_responder"], "redacted").await;
+    let cases = [
+        (
+            json!({"title": "", "detected_at": 0, "severity": "high", "scope": {}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"title": "t", "detected_at": 0, "severity": "apocalyptic", "scope": {}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"title": "t", "detected_at": 0, "severity": "low", "scope": {"from_ms": 10, "to_ms": 5}}),
+            422,
+            "invalid_value",
+        ),
+        (
+            json!({"title": "t", "detected_at": "yesterday", "severity": "low", "scope": {}}),
+            400,
+            "invalid_body",
+        ),
+        (
+            json!({"title": "t", "detected_at": 0, "severity": "low", "scope": {"galaxy": true}}),
+            400,
+            "invalid_body",
+        ),
+    ];
+    for (body, status, code) in cases {
+        let (st, v) = s
+            .call(&soc, Method::POST, "/v1/incidents", Some(body.clone()))
+            .await;
+        assert_eq!(
+            (st.as_u16(), v["error"]["code"].as_str()),
+            (status, Some(code)),
+            "{body}: {v}"
+        );
+    }
+    let id = s
+        .ok(
+            &soc,
+            Method::POST,
+            "/v1/incidents",
+            Some(json!({"title": "t", "detected_at": 0, "severity": "low", "scope": {}})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (st, v) = s
+        .call(
+            &soc,
+            Method::POST,
+            &format!("/v1/incidents/{id}/containment"),
+            Some(json!({"action": "nuke_everything"})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].as_str()),
+        (400, Some("invalid_body"))
+    );
+    let (st, v) = s.call(&soc, Method::POST, &format!("/v1/incidents/{id}/containment"), Some(json!({"action": "suspend_principal", "principal_id": "01a22789-0000-7000-8000-000000000000"}))).await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].as_str()),
+        (404, Some("not_found"))
+    );
+    let (st, v) = s
+        .call(
+            &soc,
+            Method::POST,
+            &format!("/v1/incidents/{id}/state"),
+            Some(json!({"state": "sideways"})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].as_str()),
+        (422, Some("invalid_value"))
+    );
+    let closed = s
+        .ok(
+            &soc,
+            Method::POST,
+            &format!("/v1/incidents/{id}/state"),
+            Some(json!({"state": "closed"})),
+        )
+        .await;
+    assert_eq!(closed["state"], "closed");
+    let (st, _) = s
+        .call(
+            &soc,
+            Method::POST,
+            &format!("/v1/incidents/{id}/state"),
+            Some(json!({"state": "contained"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT, "a closed incident stays closed");
+    s.stop().await;
+}
