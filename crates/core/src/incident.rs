@@ -423,15 +423,9 @@ impl Vault {
                 )
             }
             Containment::FreezeTenant => {
-                let t = self.cached(tenant).await?;
-                let mut settings = t.settings.clone();
+                let mut settings = self.cached(tenant).await?.settings.clone();
                 settings.frozen = true;
-                let json = serde_json::to_string(&settings)
-                    .map_err(|_| Error::Internal("settings encoding"))?;
-                self.st("update_tenant_settings")
-                    .update_tenant_settings(tenant, &json)
-                    .await?;
-                self.forget(tenant);
+                self.put_settings(tenant, settings).await?;
                 ("contain.freeze_tenant", "data calls frozen".to_owned())
             }
         };

@@ -712,7 +712,7 @@ impl Vault {
         self.put_settings(tenant, settings).await
     }
 
-    async fn put_settings(
+    pub(crate) async fn put_settings(
         &self,
         tenant: TenantId,
         settings: TenantSettings,

@@ -252,7 +252,8 @@ async fn stolen_key_is_contained_and_the_blast_radius_comes_from_the_audit_log()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_incident_input_gets_4xx_with_stable_codes() {
     let s = Server::start(crate::harness::Backend::Sqlite).await;
-    let (tenant, _admin) = s.tenant("badinc").await;
+    let (tenant, admin) = s.tenant("badinc").await;
+    s.customers(&admin).await;
     let soc = account(&s, &tenant, "soc", &["security_responder"], "redacted").await;
     let cases = [
         (
@@ -330,6 +331,26 @@ async fn bad_incident_input_gets_4xx_with_stable_codes() {
     assert_eq!(
         (st.as_u16(), v["error"]["code"].as_str()),
         (422, Some("invalid_value"))
+    );
+    s.ok(
+        &soc,
+        Method::POST,
+        &format!("/v1/incidents/{id}/containment"),
+        Some(json!({"action": "freeze_tenant"})),
+    )
+    .await;
+    let (st, v) = s
+        .call(
+            &admin,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [{"fields": {"email": "f@example.com"}}]})),
+        )
+        .await;
+    assert_eq!(
+        (st.as_u16(), v["error"]["code"].as_str()),
+        (423, Some("tenant_frozen")),
+        "freezing stops data calls"
     );
     let closed = s
         .ok(
