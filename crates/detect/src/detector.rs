@@ -183,7 +183,16 @@ static BUILT_INS: LazyLock<Result<Arc<BuiltIn>, String>> = LazyLock::new(|| {
 struct ContextWords {
     ac: AhoCorasick,
     words: Vec<&'static str>,
-    entities: Vec<Vec<Entity>>,
+    /// For each word, a bit per built-in entity ([`entity_bit`]) it supports.
+    masks: Vec<u32>,
+}
+
+/// A bit per built-in entity, for context-word lookups; custom entities have none.
+fn entity_bit(e: &Entity) -> u32 {
+    match e {
+        Entity::Custom(_) => 0,
+        _ => 1 << e.priority(),
+    }
 }
 
 static CONTEXT: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
@@ -206,11 +215,11 @@ static CONTEXT: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
         .kind(Some(AhoCorasickKind::DFA))
         .build(&words)
         .ok()?;
-    Some(ContextWords {
-        ac,
-        words,
-        entities,
-    })
+    let masks = entities
+        .iter()
+        .map(|es| es.iter().map(entity_bit).fold(0, |a, b| a | b))
+        .collect();
+    Some(ContextWords { ac, words, masks })
 });
 
 struct Compiled {
@@ -387,10 +396,11 @@ impl Detector {
         if !opts.allow_list.is_empty() {
             cands.retain(|c| !opts.allow_list.iter().any(|a| a == &text[c.start..c.end]));
         }
-        let mut scored = self.apply_context(text, cands, opts);
-        scored.retain(|(c, ..)| c.score >= opts.score_threshold);
-        let kept = resolve_overlaps(scored);
-        to_findings(text, kept)
+        self.apply_context(text, &mut cands, opts);
+        cands.retain(|c| c.score >= opts.score_threshold);
+        let scored = cands;
+        let kept = resolve_overlaps(&scored);
+        to_findings(text, scored, &kept)
     }
 
     fn candidates(&self, text: &str, opts: &DetectOptions) -> Vec<Candidate> {
@@ -427,6 +437,8 @@ impl Detector {
                     pattern_name: Cow::Owned(c.pattern_name.to_string()),
                     pattern: Some(Cow::Owned(c.source.to_string())),
                     validation: None,
+                    original_score: c.score,
+                    context_words: Vec::new(),
                 });
             }
         }
@@ -448,6 +460,8 @@ impl Detector {
                     pattern_name: Cow::Borrowed("deny list"),
                     pattern: None,
                     validation: Some(crate::finding::Validation::WordList),
+                    original_score: 1.0,
+                    context_words: Vec::new(),
                 });
             }
         }
@@ -455,14 +469,9 @@ impl Detector {
     }
 
     /// Raise scores by context and record the words that did it.
-    fn apply_context(
-        &self,
-        text: &str,
-        cands: Vec<Candidate>,
-        opts: &DetectOptions,
-    ) -> Vec<(Candidate, f32, Vec<String>)> {
+    fn apply_context(&self, text: &str, cands: &mut [Candidate], opts: &DetectOptions) {
         if cands.is_empty() {
-            return Vec::new();
+            return;
         }
         // One pass over the text for all built-in context words, kept as sorted positions.
         let mut hits: Vec<(usize, usize, usize)> = Vec::new();
@@ -483,47 +492,45 @@ impl Detector {
             }
         }
         let extra: Vec<String> = opts.context.iter().map(|w| w.to_lowercase()).collect();
-        cands
-            .into_iter()
-            .map(|mut c| {
-                let lo = floor_boundary(text, c.start.saturating_sub(CONTEXT_BEFORE));
-                let hi = ceil_boundary(text, (c.end + CONTEXT_AFTER).min(text.len()));
-                let mut words: Vec<String> = Vec::new();
-                if let Some(cw) = CONTEXT.as_ref() {
-                    let first = hits.partition_point(|h| h.0 < lo);
-                    for &(s, e, id) in hits[first..].iter().take_while(|h| h.0 < hi) {
-                        let outside = e <= c.start || s >= c.end;
-                        if outside && cw.entities[id].contains(&c.entity) {
-                            words.push(cw.words[id].to_owned());
-                        }
+        let any_custom = !extra.is_empty() || !self.custom_context.is_empty();
+        for c in cands.iter_mut() {
+            let lo = floor_boundary(text, c.start.saturating_sub(CONTEXT_BEFORE));
+            let hi = ceil_boundary(text, (c.end + CONTEXT_AFTER).min(text.len()));
+            let mut words: Vec<String> = Vec::new();
+            let bit = entity_bit(&c.entity);
+            if let Some(cw) = CONTEXT.as_ref().filter(|_| bit != 0) {
+                let first = hits.partition_point(|h| h.0 < lo);
+                for &(s, e, id) in hits[first..].iter().take_while(|h| h.0 < hi) {
+                    let outside = e <= c.start || s >= c.end;
+                    if outside && cw.masks[id] & bit != 0 {
+                        words.push(cw.words[id].to_owned());
                     }
                 }
-                let custom = self.custom_context.iter().filter(|(e, _)| *e == c.entity);
-                let windowed = || {
-                    (
-                        text[lo..c.start].to_lowercase(),
-                        text[c.end..hi].to_lowercase(),
-                    )
-                };
-                let wanted: Vec<&String> = custom
+            }
+            if any_custom {
+                let wanted: Vec<&String> = self
+                    .custom_context
+                    .iter()
+                    .filter(|(e, _)| *e == c.entity)
                     .flat_map(|(_, ws)| ws.iter())
                     .chain(extra.iter())
                     .collect();
                 if !wanted.is_empty() {
-                    let (before, after) = windowed();
+                    let before = text[lo..c.start].to_lowercase();
+                    let after = text[c.end..hi].to_lowercase();
                     for w in wanted {
                         if before.contains(w.as_str()) || after.contains(w.as_str()) {
                             words.push(w.clone());
                         }
                     }
                 }
-                let original = c.score;
-                if !words.is_empty() && c.score < 1.0 {
-                    c.score = (c.score + CONTEXT_BOOST).clamp(MIN_SCORE_WITH_CONTEXT, 1.0);
-                }
-                (c, original, words)
-            })
-            .collect()
+            }
+            c.original_score = c.score;
+            if !words.is_empty() && c.score < 1.0 {
+                c.score = (c.score + CONTEXT_BOOST).clamp(MIN_SCORE_WITH_CONTEXT, 1.0);
+            }
+            c.context_words = words;
+        }
     }
 }
 
@@ -541,49 +548,86 @@ fn ceil_boundary(text: &str, mut i: usize) -> usize {
     i
 }
 
+/// The order in which overlapping candidates are tried: longer spans first, then higher
+/// scores, then the entity priority, then the earlier start, then the entity, then the order
+/// the recognizers produced them in.
+fn precedence(scored: &[Candidate], i: u32, j: u32) -> std::cmp::Ordering {
+    let (a, b) = (&scored[i as usize], &scored[j as usize]);
+    (b.end - b.start)
+        .cmp(&(a.end - a.start))
+        .then(b.score.total_cmp(&a.score))
+        .then(a.entity.priority().cmp(&b.entity.priority()))
+        .then(a.start.cmp(&b.start))
+        .then(a.entity.cmp(&b.entity))
+        .then(i.cmp(&j))
+}
+
 /// Keep a set of non-overlapping candidates: longer spans first, then higher scores, then the
 /// entity priority, then the earlier start. The order is total, so the result does not depend
 /// on the order recognizers ran in.
-fn resolve_overlaps(
-    scored: Vec<(Candidate, f32, Vec<String>)>,
-) -> Vec<(Candidate, f32, Vec<String>)> {
-    // Sort indices, not the (large) candidates themselves.
-    let mut order: Vec<usize> = (0..scored.len()).collect();
-    order.sort_unstable_by(|&i, &j| {
-        let (a, b) = (&scored[i].0, &scored[j].0);
-        (b.end - b.start)
-            .cmp(&(a.end - a.start))
-            .then(b.score.total_cmp(&a.score))
-            .then(a.entity.priority().cmp(&b.entity.priority()))
-            .then(a.start.cmp(&b.start))
-            .then(a.entity.cmp(&b.entity))
-    });
-    let mut taken: BTreeMap<usize, usize> = BTreeMap::new();
-    let mut keep = vec![false; scored.len()];
-    for i in order {
-        let (s, e) = (scored[i].0.start, scored[i].0.end);
-        if s >= e {
+///
+/// Candidates are grouped into clusters of transitively overlapping spans (one sort by start);
+/// a candidate alone in its cluster is kept as is, and only the candidates of a cluster are
+/// ordered by precedence, which gives the same result as one greedy pass over all of them.
+/// Returns the indices of the kept candidates in order of start.
+fn resolve_overlaps(scored: &[Candidate]) -> Vec<u32> {
+    let span = |i: u32| (scored[i as usize].start, scored[i as usize].end);
+    let mut order: Vec<u32> = (0..scored.len() as u32)
+        .filter(|&i| {
+            let (s, e) = span(i);
+            s < e
+        })
+        .collect();
+    order.sort_by_key(|&i| span(i).0);
+    let mut kept: Vec<u32> = Vec::with_capacity(order.len());
+    let mut taken: Vec<(usize, usize)> = Vec::new();
+    let mut taken_map: BTreeMap<usize, usize> = BTreeMap::new();
+    let mut k = 0;
+    while k < order.len() {
+        let mut max_end = span(order[k]).1;
+        let mut m = k + 1;
+        while m < order.len() && span(order[m]).0 < max_end {
+            max_end = max_end.max(span(order[m]).1);
+            m += 1;
+        }
+        if m == k + 1 {
+            kept.push(order[k]);
+            k = m;
             continue;
         }
-        let clash = taken
-            .range(..e)
-            .next_back()
-            .is_some_and(|(_, &end)| end > s);
-        if !clash {
-            taken.insert(s, e);
-            keep[i] = true;
+        let cluster = &mut order[k..m];
+        cluster.sort_unstable_by(|&i, &j| precedence(scored, i, j));
+        let first_kept = kept.len();
+        if cluster.len() <= 32 {
+            taken.clear();
+            for &i in cluster.iter() {
+                let (s, e) = span(i);
+                if !taken.iter().any(|&(ts, te)| ts < e && s < te) {
+                    taken.push((s, e));
+                    kept.push(i);
+                }
+            }
+        } else {
+            taken_map.clear();
+            for &i in cluster.iter() {
+                let (s, e) = span(i);
+                let clash = taken_map
+                    .range(..e)
+                    .next_back()
+                    .is_some_and(|(_, &end)| end > s);
+                if !clash {
+                    taken_map.insert(s, e);
+                    kept.push(i);
+                }
+            }
         }
+        kept[first_kept..].sort_unstable_by_key(|&i| span(i).0);
+        k = m;
     }
-    let mut kept: Vec<_> = scored
-        .into_iter()
-        .zip(keep)
-        .filter_map(|(item, k)| k.then_some(item))
-        .collect();
-    kept.sort_by_key(|(c, ..)| c.start);
     kept
 }
 
-fn to_findings(text: &str, kept: Vec<(Candidate, f32, Vec<String>)>) -> Vec<Finding> {
+fn to_findings(text: &str, mut scored: Vec<Candidate>, kept: &[u32]) -> Vec<Finding> {
     let bytes = text.as_bytes();
     let count = |from: usize, to: usize| {
         bytes[from..to]
@@ -592,28 +636,29 @@ fn to_findings(text: &str, kept: Vec<(Candidate, f32, Vec<String>)>) -> Vec<Find
             .count()
     };
     let (mut at, mut chars) = (0usize, 0usize);
-    kept.into_iter()
-        .map(|(c, original, words)| {
+    kept.iter()
+        .map(|&i| {
+            let c = &mut scored[i as usize];
             chars += count(at, c.start);
             let char_start = chars;
             let char_end = char_start + count(c.start, c.end);
             chars = char_end;
             at = c.end;
             Finding {
-                entity: c.entity,
+                entity: c.entity.clone(),
                 start: c.start,
                 end: c.end,
                 char_start,
                 char_end,
                 score: c.score,
                 explanation: Explanation {
-                    recognizer: c.recognizer,
-                    pattern_name: c.pattern_name,
-                    pattern: c.pattern,
+                    recognizer: std::mem::take(&mut c.recognizer),
+                    pattern_name: std::mem::take(&mut c.pattern_name),
+                    pattern: c.pattern.take(),
                     validation: c.validation,
-                    score_boost: c.score - original,
-                    original_score: original,
-                    context_words: words,
+                    score_boost: c.score - c.original_score,
+                    original_score: c.original_score,
+                    context_words: std::mem::take(&mut c.context_words),
                 },
             }
         })

@@ -117,6 +117,10 @@ pub(crate) struct Candidate {
     pub(crate) pattern_name: Cow<'static, str>,
     pub(crate) pattern: Option<Cow<'static, str>>,
     pub(crate) validation: Option<Validation>,
+    /// The score before the context boost (set by the context step).
+    pub(crate) original_score: f32,
+    /// Context words found near the candidate (set by the context step).
+    pub(crate) context_words: Vec<String>,
 }
 
 impl Candidate {
@@ -138,6 +142,8 @@ impl Candidate {
             pattern_name: Cow::Borrowed(pattern_name),
             pattern: None,
             validation,
+            original_score: score,
+            context_words: Vec::new(),
         }
     }
 }

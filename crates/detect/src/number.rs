@@ -52,7 +52,10 @@ pub(crate) fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Candidate
     if start >= 2 && matches!(bytes[start - 1], b'.' | b',') && bytes[start - 2].is_ascii_digit() {
         return;
     }
-    let mut groups: Vec<Group> = Vec::new();
+    // Most matches hold a few groups: keep them on the stack, spill to the heap past that.
+    let mut inline = [Group { start: 0, end: 0 }; 16];
+    let mut n_inline = 0usize;
+    let mut spilled: Vec<Group> = Vec::new();
     let mut i = start;
     while i < end {
         if bytes[i].is_ascii_digit() {
@@ -63,17 +66,31 @@ pub(crate) fn scan(text: &str, start: usize, end: usize, out: &mut Vec<Candidate
             if i < end && matches!(bytes[i], b'X' | b'x') && i + 1 == end {
                 i += 1;
             }
-            groups.push(Group { start: s, end: i });
+            let group = Group { start: s, end: i };
+            if !spilled.is_empty() {
+                spilled.push(group);
+            } else if n_inline < inline.len() {
+                inline[n_inline] = group;
+                n_inline += 1;
+            } else {
+                spilled.extend_from_slice(&inline);
+                spilled.push(group);
+            }
         } else {
             i += 1;
         }
     }
+    let groups: &[Group] = if spilled.is_empty() {
+        &inline[..n_inline]
+    } else {
+        &spilled
+    };
     let mut g = 0;
     while g < groups.len() {
         let mut best: Option<(Class, usize, usize, usize)> = None;
         let last = groups.len().min(g + MAX_GROUPS);
         for j in (g + 1..=last).rev() {
-            let (s, e) = span_bounds(bytes, start, end, &groups, g, j);
+            let (s, e) = span_bounds(bytes, start, end, groups, g, j);
             if let Some(c) = classify(bytes, s, e, &groups[g..j])
                 && best.as_ref().is_none_or(|b| c.score > b.0.score)
             {
@@ -147,11 +164,19 @@ fn classify(bytes: &[u8], s: usize, e: usize, groups: &[Group]) -> Option<Class>
         }
     }
     let d = std::str::from_utf8(&digits[..len]).ok()?;
-    let lens: Vec<usize> = groups.iter().map(|g| g.end - g.start).collect();
-    let seps: Vec<&[u8]> = groups
-        .windows(2)
-        .map(|w| &bytes[w[0].end..w[1].start])
-        .collect();
+    if n > MAX_GROUPS {
+        return None;
+    }
+    let mut lens_buf = [0usize; MAX_GROUPS];
+    let mut seps_buf: [&[u8]; MAX_GROUPS] = [&[]; MAX_GROUPS];
+    for (k, g) in groups.iter().enumerate() {
+        lens_buf[k] = g.end - g.start;
+        if k + 1 < n {
+            seps_buf[k] = &bytes[g.end..groups[k + 1].start];
+        }
+    }
+    let lens = &lens_buf[..n];
+    let seps = &seps_buf[..n.saturating_sub(1)];
     let uniform = |sep: &[u8]| seps.iter().all(|s| *s == sep);
     let plus = bytes[s] == b'+';
     let paren = bytes[s..e].contains(&b'(');
@@ -172,7 +197,7 @@ fn classify(bytes: &[u8], s: usize, e: usize, groups: &[Group]) -> Option<Class>
     if n == 3
         && !paren
         && (uniform(b"-") || uniform(b"/") || uniform(b"."))
-        && let Some(c) = numeric_date(d, &lens, seps[0])
+        && let Some(c) = numeric_date(d, lens, seps[0])
     {
         return Some(c);
     }
@@ -223,7 +248,7 @@ fn classify(bytes: &[u8], s: usize, e: usize, groups: &[Group]) -> Option<Class>
         }
         return None;
     }
-    national_phone(d, &lens, &seps, paren).or_else(|| {
+    national_phone(d, lens, seps, paren).or_else(|| {
         if n != 1 {
             return None;
         }

@@ -332,12 +332,21 @@ pub(crate) fn validate(
             if s > 0 && bytes[s - 1].is_ascii_digit() {
                 return;
             }
-            let nums: Vec<u32> = m
+            // At most four numbers are kept: more than three never matches below.
+            let mut buf = [0u32; 4];
+            let mut n = 0;
+            for v in m
                 .split(|c: char| !c.is_ascii_digit())
                 .filter(|p| !p.is_empty())
-                .filter_map(|p| p.parse().ok())
-                .collect();
-            let ok = match (m.contains('年'), nums.as_slice()) {
+                .filter_map(|p| p.parse::<u32>().ok())
+            {
+                if n < buf.len() {
+                    buf[n] = v;
+                }
+                n += 1;
+            }
+            let nums = &buf[..n.min(buf.len())];
+            let ok = match (m.contains('年'), nums) {
                 (true, [y, mo, d]) => checksum::date_exists(*y, *mo, *d),
                 (true, [_, mo]) => (1..=12).contains(mo),
                 (false, [mo, d]) => checksum::date_exists(2000, *mo, *d),

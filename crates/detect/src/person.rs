@@ -300,12 +300,82 @@ const ZH_BEFORE: &[&str] = &[
 /// does not know the characters before them.
 const ZH_STOP: &str = "的是在和与了先女小老手电身护住从说等及或也都就还已将被把给向对为";
 
+/// FxHash (as in rustc): the keys are short words, so SipHash's setup dominates a lookup.
+#[derive(Default, Clone, Copy)]
+struct WordHasher(u64);
+
+impl std::hash::Hasher for WordHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x517c_c1b7_2722_0a95;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.0 = (self.0.rotate_left(5) ^ u64::from_le_bytes(w)).wrapping_mul(K);
+        }
+        for &b in chunks.remainder() {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(K);
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.write(&[i]);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type WordMap = HashMap<&'static str, u8, std::hash::BuildHasherDefault<WordHasher>>;
+
+/// A set of characters: a bitmap over the CJK unified ideographs, a sorted list for the rest.
+#[derive(Default)]
+struct CharSet {
+    bits: Vec<u64>,
+    other: Vec<char>,
+}
+
+const CJK_FIRST: u32 = 0x4E00;
+const CJK_LAST: u32 = 0x9FFF;
+
+impl CharSet {
+    fn new(chars: impl IntoIterator<Item = char>) -> CharSet {
+        let mut set = CharSet {
+            bits: vec![0; ((CJK_LAST - CJK_FIRST) / 64 + 1) as usize],
+            other: Vec::new(),
+        };
+        for c in chars {
+            let u = c as u32;
+            if (CJK_FIRST..=CJK_LAST).contains(&u) {
+                let k = (u - CJK_FIRST) as usize;
+                set.bits[k / 64] |= 1 << (k % 64);
+            } else {
+                set.other.push(c);
+            }
+        }
+        set.other.sort_unstable();
+        set.other.dedup();
+        set
+    }
+
+    fn contains(&self, c: char) -> bool {
+        let u = c as u32;
+        if (CJK_FIRST..=CJK_LAST).contains(&u) {
+            let k = (u - CJK_FIRST) as usize;
+            self.bits[k / 64] & (1 << (k % 64)) != 0
+        } else {
+            self.other.binary_search(&c).is_ok()
+        }
+    }
+}
+
 struct Lists {
-    latin: HashMap<&'static str, u8>,
-    zh_single: Vec<char>,
+    latin: WordMap,
+    zh_single_set: CharSet,
+    zh_compound_first_set: CharSet,
+    zh_given_set: CharSet,
+    /// [`ZH_GUARD`] as sorted pairs of characters.
+    zh_guard: Vec<(char, char)>,
     zh_compound: Vec<&'static str>,
-    zh_compound_first: Vec<char>,
-    zh_given: Vec<char>,
 }
 
 fn lines(data: &'static str) -> impl Iterator<Item = &'static str> {
@@ -315,7 +385,7 @@ fn lines(data: &'static str) -> impl Iterator<Item = &'static str> {
 }
 
 static LISTS: LazyLock<Lists> = LazyLock::new(|| {
-    let mut latin: HashMap<&'static str, u8> = HashMap::new();
+    let mut latin = WordMap::default();
     let mut add = |words: &mut dyn Iterator<Item = &'static str>, flag: u8| {
         for w in words {
             *latin.entry(w).or_insert(0) |= flag;
@@ -349,12 +419,25 @@ static LISTS: LazyLock<Lists> = LazyLock::new(|| {
     zh_single.sort_unstable();
     zh_given.sort_unstable();
     zh_given.dedup();
+    let mut zh_guard: Vec<(char, char)> = ZH_GUARD
+        .iter()
+        .filter_map(|w| {
+            let mut cs = w.chars();
+            match (cs.next(), cs.next(), cs.next()) {
+                (Some(a), Some(b), None) => Some((a, b)),
+                _ => None,
+            }
+        })
+        .collect();
+    zh_guard.sort_unstable();
+    zh_guard.dedup();
     Lists {
         latin,
-        zh_single,
+        zh_single_set: CharSet::new(zh_single.iter().copied()),
+        zh_compound_first_set: CharSet::new(zh_compound_first.iter().copied()),
+        zh_given_set: CharSet::new(zh_given.iter().copied()),
+        zh_guard,
         zh_compound,
-        zh_compound_first,
-        zh_given,
     }
 });
 
@@ -394,6 +477,15 @@ fn scan_latin(text: &str, out: &mut Vec<Candidate>) {
         let b = bytes[i];
         if b < 0x80 && !b.is_ascii_alphabetic() {
             i += 1;
+            continue;
+        }
+        // Lead bytes from 0xCA start characters from U+0280 up: none is a Latin letter.
+        if b >= 0xCA {
+            i += match b {
+                0xF0.. => 4,
+                0xE0.. => 3,
+                _ => 2,
+            };
             continue;
         }
         let (c, w) = if b < 0x80 {
@@ -448,7 +540,7 @@ fn scan_latin(text: &str, out: &mut Vec<Candidate>) {
                 flags: word_flags(lists, word),
                 particle: false,
             })
-        } else if PARTICLES.contains(&word) {
+        } else if word.len() <= 3 && PARTICLES.contains(&word) {
             Some(Word {
                 start,
                 end: i,
@@ -543,12 +635,16 @@ fn flush(text: &str, run: &[Word], out: &mut Vec<Candidate>) {
         while j > i + 1 && run[j - 1].particle {
             j -= 1;
         }
-        let parts: Vec<u8> = run[i..j]
-            .iter()
-            .filter(|w| !w.particle)
-            .map(|w| w.flags)
-            .collect();
-        if let Some((score, pattern)) = score_name(&parts, title) {
+        // At most four capitalised parts (see the loop above).
+        let mut parts = [0u8; 4];
+        let mut n = 0;
+        for w in run[i..j].iter().filter(|w| !w.particle) {
+            if n < parts.len() {
+                parts[n] = w.flags;
+            }
+            n += 1;
+        }
+        if let Some((score, pattern)) = score_name(&parts[..n.min(4)], title) {
             let range = (run[i].start, run[j - 1].end);
             out.push(Candidate::built_in(
                 Entity::Person,
@@ -602,12 +698,35 @@ fn is_cjk(c: char) -> bool {
     ('\u{4E00}'..='\u{9FFF}').contains(&c)
 }
 
+/// Whether the two characters are a word of [`ZH_GUARD`].
+fn zh_guard(lists: &Lists, a: char, b: char) -> bool {
+    lists.zh_guard.binary_search(&(a, b)).is_ok()
+}
+
+/// Whether `s` starts with a word of [`ZH_GUARD`].
+fn zh_guard_head(lists: &Lists, s: &str) -> bool {
+    let mut cs = s.chars();
+    match (cs.next(), cs.next()) {
+        (Some(a), Some(b)) => zh_guard(lists, a, b),
+        _ => false,
+    }
+}
+
 fn scan_cjk(text: &str, out: &mut Vec<Candidate>) {
     let lists = &*LISTS;
     let bytes = text.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        // CJK unified ideographs are three-byte sequences led by 0xE4..=0xE9.
+        // CJK unified ideographs are three-byte sequences led by 0xE4..=0xE9: skip ASCII eight
+        // bytes at a time.
+        if let Some(w) = bytes.get(i..i + 8) {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(w);
+            if u64::from_le_bytes(word) & 0x8080_8080_8080_8080 == 0 {
+                i += 8;
+                continue;
+            }
+        }
         if !(0xE4..=0xE9).contains(&bytes[i]) {
             i += 1;
             continue;
@@ -619,14 +738,14 @@ fn scan_cjk(text: &str, out: &mut Vec<Candidate>) {
         let rest = &text[i..];
         let Some(c) = rest.chars().next() else { break };
         let mut sur_len = 0;
-        let compound = if lists.zh_compound_first.binary_search(&c).is_ok() {
+        let compound = if lists.zh_compound_first_set.contains(c) {
             lists.zh_compound.iter().find(|s| rest.starts_with(**s))
         } else {
             None
         };
         if let Some(s) = compound {
             sur_len = s.len();
-        } else if lists.zh_single.binary_search(&c).is_ok() {
+        } else if lists.zh_single_set.contains(c) {
             sur_len = c.len_utf8();
         }
         if sur_len == 0 {
@@ -635,20 +754,19 @@ fn scan_cjk(text: &str, out: &mut Vec<Candidate>) {
         }
         let before = &text[..i];
         // The surname character may end a word instead of starting a name ("安全可靠").
-        if let Some(p) = before.chars().next_back() {
-            let mut pair = String::with_capacity(6);
-            pair.push(p);
-            pair.push(c);
-            if ZH_GUARD.contains(&pair.as_str()) {
-                i += c.len_utf8();
-                continue;
-            }
+        if before
+            .chars()
+            .next_back()
+            .is_some_and(|p| zh_guard(lists, p, c))
+        {
+            i += c.len_utf8();
+            continue;
         }
         let strong_before = ZH_BEFORE.iter().any(|w| before.ends_with(w));
         let mut end = i + sur_len;
         let mut given = 0;
         for g in text[end..].chars().take(2) {
-            let listed = lists.zh_given.binary_search(&g).is_ok();
+            let listed = lists.zh_given_set.contains(g);
             // After "我叫" or "联系人" a name is expected, so unlisted characters are accepted.
             let expected = strong_before && given == 0 && !ZH_STOP.contains(g);
             if is_cjk(g) && (listed || expected) {
@@ -681,8 +799,7 @@ fn scan_cjk(text: &str, out: &mut Vec<Candidate>) {
         let name = &text[i..end];
         let after = &text[end..];
         let strong = strong_before || ZH_AFTER.iter().any(|w| after.starts_with(w));
-        let head: String = name.chars().take(2).collect();
-        if !strong && ZH_GUARD.contains(&head.as_str()) {
+        if !strong && zh_guard_head(lists, name) {
             i += c.len_utf8();
             continue;
         }
@@ -691,8 +808,8 @@ fn scan_cjk(text: &str, out: &mut Vec<Candidate>) {
         if given == 2 {
             let mut chars = name.char_indices().skip(name.chars().count() - 1);
             if let Some((last_at, _)) = chars.next() {
-                let tail: String = text[i + last_at..].chars().take(2).collect();
-                if ZH_GUARD.contains(&tail.as_str()) || tail.starts_with('明') {
+                let tail = &text[i + last_at..];
+                if zh_guard_head(lists, tail) || tail.starts_with('明') {
                     end = i + last_at;
                     given = 1;
                 }
