@@ -99,6 +99,22 @@ pub struct Incident {
     pub created_by: String,
     /// Timeline of every action.
     pub timeline: Vec<TimelineEntry>,
+    /// The legal clocks, computed when the incident is read (not stored).
+    #[serde(default, skip_deserializing)]
+    pub deadlines: Vec<Deadline>,
+}
+
+/// One legal clock of an incident.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Deadline {
+    /// Which clock, e.g. `gdpr_art33_regulator`.
+    pub name: String,
+    /// When it runs out, Unix milliseconds.
+    pub due_ms: i64,
+    /// Milliseconds left (negative once overdue).
+    pub remaining_ms: i64,
+    /// Past due while the incident is not closed.
+    pub overdue: bool,
 }
 
 /// A containment action.
@@ -204,6 +220,27 @@ fn from_row(r: &IncidentRow) -> Result<Incident, Error> {
     serde_json::from_str(&r.doc).map_err(|_| Error::Integrity("incident document"))
 }
 
+/// The incident with its clocks computed for now.
+fn with_clocks(
+    mut i: Incident,
+    clocks: &std::collections::BTreeMap<String, u32>,
+    now: i64,
+) -> Incident {
+    i.deadlines = clocks
+        .iter()
+        .map(|(name, hours)| {
+            let due_ms = i.detected_at + i64::from(*hours) * 3_600_000;
+            Deadline {
+                name: name.clone(),
+                due_ms,
+                remaining_ms: due_ms - now,
+                overdue: i.state != "closed" && now > due_ms,
+            }
+        })
+        .collect();
+    i
+}
+
 impl Vault {
     async fn incident_event(
         &self,
@@ -262,6 +299,7 @@ impl Vault {
                 action: "opened".into(),
                 detail: String::new(),
             }],
+            deadlines: Vec::new(),
         };
         self.st("create_incident")
             .create_incident(&to_row(tenant, &i, 1, now)?)
@@ -277,12 +315,91 @@ impl Vault {
     /// [`Error::Forbidden`].
     pub async fn incidents(&self, caller: &Caller) -> Result<Vec<Incident>, Error> {
         let tenant = handler(caller)?;
+        let clocks = self.cached(tenant).await?.settings.incident_clocks.clone();
+        let now = now_ms();
         self.st("incidents")
             .incidents(tenant)
             .await?
             .iter()
-            .map(from_row)
+            .map(|r| Ok(with_clocks(from_row(r)?, &clocks, now)))
             .collect()
+    }
+
+    /// Publishes every open incident's clocks as metrics and raises one alert per overdue
+    /// clock (the periodic job calls it).
+    ///
+    /// # Errors
+    /// Store errors.
+    pub async fn incident_clocks(&self) -> Result<usize, Error> {
+        let now = now_ms();
+        let mut raised = 0;
+        for t in self.st("tenants").tenants().await? {
+            let clocks = self.cached(t.id).await?.settings.incident_clocks.clone();
+            for row in self.st("incidents").incidents(t.id).await? {
+                let i = with_clocks(from_row(&row)?, &clocks, now);
+                if i.state == "closed" {
+                    continue;
+                }
+                for d in &i.deadlines {
+                    metrics::gauge!("boveda_incident_deadline_remaining_seconds", "tenant" => t.id.to_string(), "incident" => i.id.to_string(), "clock" => d.name.clone())
+                        .set(d.remaining_ms as f64 / 1000.0);
+                    let marker = format!("deadline.overdue.{}", d.name);
+                    if !d.overdue || i.timeline.iter().any(|e| e.action == marker) {
+                        continue;
+                    }
+                    self.st("add_alert")
+                        .add_alert(&boveda_store::AlertRow {
+                            tenant: t.id,
+                            id: boveda_store::AlertId::generate(),
+                            kind: "incident_deadline".into(),
+                            principal: i.owner.clone(),
+                            at_ms: now,
+                            events: "[]".into(),
+                            detail: format!("incident {}: the {} clock ran out", i.id, d.name),
+                            state: "open".into(),
+                            updated_at: now,
+                        })
+                        .await?;
+                    self.note_on_timeline(t.id, i.id, &marker).await?;
+                    raised += 1;
+                }
+            }
+        }
+        Ok(raised)
+    }
+
+    /// Adds a system entry to an incident's timeline (compare-and-swap).
+    async fn note_on_timeline(
+        &self,
+        tenant: TenantId,
+        id: IncidentId,
+        action: &str,
+    ) -> Result<(), Error> {
+        for _ in 0..8 {
+            let Some(row) = self.st("incident").incident(tenant, id).await? else {
+                return Ok(());
+            };
+            let mut i = from_row(&row)?;
+            i.timeline.push(TimelineEntry {
+                at_ms: now_ms(),
+                actor: "boveda".into(),
+                action: action.to_owned(),
+                detail: String::new(),
+            });
+            if self
+                .st("update_incident")
+                .update_incident(
+                    &to_row(tenant, &i, row.version + 1, row.created_at)?,
+                    row.version,
+                )
+                .await?
+            {
+                return Ok(());
+            }
+        }
+        Err(Error::Conflict(
+            "the incident changed concurrently; retry".into(),
+        ))
     }
 
     /// One incident.
@@ -296,7 +413,8 @@ impl Vault {
             .incident(tenant, id)
             .await?
             .ok_or(Error::NotFound("incident"))?;
-        from_row(&row)
+        let clocks = self.cached(tenant).await?.settings.incident_clocks.clone();
+        Ok(with_clocks(from_row(&row)?, &clocks, now_ms()))
     }
 
     /// Applies a change to an incident with compare-and-swap and a timeline entry.

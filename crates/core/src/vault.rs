@@ -96,6 +96,19 @@ pub struct TenantSettings {
     /// Opt-in hard maximum password age in days: past it, a change is forced.
     #[serde(default)]
     pub password_max_age_days: Option<u32>,
+    /// Legal clocks of an incident, in hours from awareness (`detected_at`): GDPR Art. 33 gives
+    /// the regulator 72 h; the CAC asks 1, 2 or 4 h depending on the operator's type.
+    #[serde(default = "default_clocks")]
+    pub incident_clocks: std::collections::BTreeMap<String, u32>,
+}
+
+fn default_clocks() -> std::collections::BTreeMap<String, u32> {
+    [
+        ("gdpr_art33_regulator".to_owned(), 72),
+        ("cac_report".to_owned(), 4),
+    ]
+    .into_iter()
+    .collect()
 }
 
 fn default_reminder_days() -> u32 {
@@ -604,6 +617,7 @@ impl Vault {
             frozen: false,
             password_reminder_days: default_reminder_days(),
             password_max_age_days: None,
+            incident_clocks: default_clocks(),
         });
         settings.check()?;
         let id = TenantId::generate();

@@ -246,6 +246,9 @@ pub async fn checkpoint_job(
         if let Err(e) = vault.checkpoint_all().await {
             tracing::warn!(error = %e, "periodic audit checkpoint failed; retrying later");
         }
+        if let Err(e) = vault.incident_clocks().await {
+            tracing::warn!(error = %e, "incident clocks could not be checked; retrying later");
+        }
         if let Some(keep) = retention
             && let Err(e) = vault.apply_retention(keep.as_millis() as i64).await
         {

@@ -372,3 +372,82 @@ async fn bad_incident_input_gets_4xx_with_stable_codes() {
     assert_eq!(st, StatusCode::CONFLICT, "a closed incident stays closed");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn legal_clocks_count_down_and_an_overdue_one_raises_one_alert() {
+    let s = Server::start(crate::harness::Backend::Sqlite).await;
+    let (tenant, _admin) = s.tenant("clocks").await;
+    let soc = account(&s, &tenant, "soc", &["security_responder"], "redacted").await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let late = s
+        .ok(&soc, Method::POST, "/v1/incidents", Some(json!({"title": "found late", "detected_at": now - 100 * 3_600_000, "severity": "high", "scope": {"tenant": true}})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let fresh = s
+        .ok(&soc, Method::POST, "/v1/incidents", Some(json!({"title": "found now", "detected_at": now, "severity": "low", "scope": {"tenant": true}})))
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let i = s
+        .ok(&soc, Method::GET, &format!("/v1/incidents/{late}"), None)
+        .await;
+    let gdpr = i["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "gdpr_art33_regulator")
+        .unwrap()
+        .clone();
+    assert_eq!(gdpr["overdue"], true, "{i}");
+    assert_eq!(
+        gdpr["due_ms"].as_i64().unwrap(),
+        now - 100 * 3_600_000 + 72 * 3_600_000
+    );
+    let f = s
+        .ok(&soc, Method::GET, &format!("/v1/incidents/{fresh}"), None)
+        .await;
+    let cac = f["deadlines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["name"] == "cac_report")
+        .unwrap()
+        .clone();
+    assert_eq!(cac["overdue"], false);
+    assert!(cac["remaining_ms"].as_i64().unwrap() > 3 * 3_600_000);
+    assert_eq!(
+        s.vault.incident_clocks().await.unwrap(),
+        2,
+        "both clocks of the late incident ran out"
+    );
+    assert_eq!(
+        s.vault.incident_clocks().await.unwrap(),
+        0,
+        "one alert per clock, not one per check"
+    );
+    let alerts = s.ok(&soc, Method::GET, "/v1/alerts", None).await;
+    let kinds: Vec<&str> = alerts["alerts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, vec!["incident_deadline", "incident_deadline"]);
+    let metrics = s
+        .client
+        .get(format!("{}/metrics", s.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("boveda_incident_deadline_remaining_seconds"));
+    s.stop().await;
+}
