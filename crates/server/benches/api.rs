@@ -295,7 +295,7 @@ async fn main() {
     let ids = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let writes = {
         let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-        throughput(4, 8.0, move |w, i| {
+        throughput(8, 8.0, move |w, i| {
             let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
             async move {
                 let base = (w * 1_000_000) + i * BATCH;
@@ -433,7 +433,7 @@ async fn main() {
     println!();
     println!("through the HTTPS API:");
     println!(
-        "  batch writes (4 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)",
+        "  batch writes (8 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)",
         100.0 * writes / write_ceiling
     );
     for (view, single, batch) in &reads {
