@@ -121,8 +121,13 @@ impl Journal {
 }
 
 /// The audit key of a tenant: derived from its index key, so it needs no storage of its own.
-pub(crate) fn audit_key(t: &TenantCache) -> AuditKey {
-    AuditKey::from_bytes(t.keyring.index.mac(b"boveda.audit-key.v1"))
+/// Derived once per cache load ([`TenantCache::audit_key`]), not per event.
+pub(crate) fn derive_audit_key(index: &boveda_crypto::IndexKey) -> AuditKey {
+    AuditKey::from_bytes(index.mac(b"boveda.audit-key.v1"))
+}
+
+fn audit_key(t: &TenantCache) -> &AuditKey {
+    &t.audit_key
 }
 
 /// One entry of a subject's access history.
@@ -635,6 +640,21 @@ pub struct AlertView {
     pub updated_at: i64,
 }
 
+impl From<boveda_store::AlertRow> for AlertView {
+    fn from(r: boveda_store::AlertRow) -> Self {
+        Self {
+            id: r.id,
+            kind: r.kind,
+            principal: r.principal,
+            at_ms: r.at_ms,
+            events: serde_json::from_str(&r.events).unwrap_or_default(),
+            detail: r.detail,
+            state: r.state,
+            updated_at: r.updated_at,
+        }
+    }
+}
+
 impl Vault {
     /// Stores an alert and runs the configured response.
     async fn raise(&self, alert: boveda_audit::Alert) {
@@ -721,19 +741,7 @@ impl Vault {
             .st("alerts")
             .alerts(tenant, state, limit.clamp(1, 1000))
             .await?;
-        Ok(rows
-            .into_iter()
-            .map(|r| AlertView {
-                id: r.id,
-                kind: r.kind,
-                principal: r.principal,
-                at_ms: r.at_ms,
-                events: serde_json::from_str(&r.events).unwrap_or_default(),
-                detail: r.detail,
-                state: r.state,
-                updated_at: r.updated_at,
-            })
-            .collect())
+        Ok(rows.into_iter().map(AlertView::from).collect())
     }
 
     /// Acknowledges or resolves an alert (audited).
@@ -876,16 +884,7 @@ impl Vault {
             let mut fresh: Vec<AlertView> = rows
                 .into_iter()
                 .filter(|r| format!("{:020}:{}", r.at_ms, r.id).into_bytes() > cursor)
-                .map(|r| AlertView {
-                    id: r.id,
-                    kind: r.kind,
-                    principal: r.principal,
-                    at_ms: r.at_ms,
-                    events: serde_json::from_str(&r.events).unwrap_or_default(),
-                    detail: r.detail,
-                    state: r.state,
-                    updated_at: r.updated_at,
-                })
+                .map(AlertView::from)
                 .collect();
             fresh.reverse();
             if !fresh.is_empty() {

@@ -184,6 +184,23 @@ pub struct Collection {
     pub fields: BTreeMap<String, FieldSpec>,
 }
 
+impl Collection {
+    fn of(row: CollectionRow, spec: CollectionSpec) -> Self {
+        Self {
+            name: row.name,
+            version: row.version,
+            updated_at: row.updated_at,
+            fields: spec.fields,
+        }
+    }
+
+    fn decode(row: CollectionRow) -> Result<Self, Error> {
+        let spec =
+            serde_json::from_str(&row.schema).map_err(|_| Error::Integrity("collection schema"))?;
+        Ok(Self::of(row, spec))
+    }
+}
+
 /// One record to write.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -285,6 +302,8 @@ pub(crate) struct TenantCache {
     pub(crate) policy_version: i64,
     /// Whether any rule limits distinct subjects per day (then reads count them).
     pub(crate) subject_limits: bool,
+    /// The tenant's audit pseudonym key (derived from the index key).
+    pub(crate) audit_key: boveda_audit::AuditKey,
 }
 
 pub(crate) struct Inner {
@@ -954,8 +973,11 @@ impl Vault {
         }
         let policy_row = self.st("policy").policy(tenant).await?;
         let (policy_version, policy, compiled) = crate::access::load_policy(policy_row.as_ref())?;
+        let index_key = IndexKey::new(&index);
+        let audit_key = crate::audit::derive_audit_key(&index_key);
         let entry = Arc::new(TenantCache {
             loaded: Instant::now(),
+            audit_key,
             subject_limits: policy
                 .rules
                 .iter()
@@ -966,7 +988,7 @@ impl Vault {
             keyring: Arc::new(Keyring {
                 active,
                 keks,
-                index: IndexKey::new(&index),
+                index: index_key,
             }),
             collections,
         });
@@ -1053,12 +1075,7 @@ impl Vault {
         };
         self.st("put_collection").put_collection(&row).await?;
         self.forget(tenant);
-        Ok(Collection {
-            name: row.name,
-            version: row.version,
-            updated_at: row.updated_at,
-            fields: spec.fields,
-        })
+        Ok(Collection::of(row, spec))
     }
 
     /// One collection of the caller's tenant.
@@ -1075,14 +1092,7 @@ impl Vault {
             .collection(tenant, name)
             .await?
             .ok_or(Error::NotFound("collection"))?;
-        let spec: CollectionSpec =
-            serde_json::from_str(&row.schema).map_err(|_| Error::Integrity("collection schema"))?;
-        Ok(Collection {
-            name: row.name,
-            version: row.version,
-            updated_at: row.updated_at,
-            fields: spec.fields,
-        })
+        Collection::decode(row)
     }
 
     /// Every collection of the caller's tenant.
@@ -1097,16 +1107,7 @@ impl Vault {
             .collections(tenant)
             .await?
             .into_iter()
-            .map(|row| {
-                let spec: CollectionSpec = serde_json::from_str(&row.schema)
-                    .map_err(|_| Error::Integrity("collection schema"))?;
-                Ok(Collection {
-                    name: row.name,
-                    version: row.version,
-                    updated_at: row.updated_at,
-                    fields: spec.fields,
-                })
-            })
+            .map(Collection::decode)
             .collect()
     }
 
