@@ -100,12 +100,41 @@ CREATE INDEX subject_keys_version ON subject_keys (tenant, kek_version);
 
 const READERS: usize = 4;
 
-/// One SQLite file: a writer and a few readers.
+/// One SQLite file: a writer, a few readers, and a checkpointer thread.
 struct Db {
     writer: Arc<Mutex<Connection>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next: AtomicUsize,
+    /// Nudges the checkpointer after a write; dropping it stops the thread.
+    wrote: std::sync::mpsc::SyncSender<()>,
 }
+
+/// Copies the WAL back into the database file off the request path: the writer never
+/// checkpoints (`wal_autocheckpoint=0`), this thread does, at most every 100 ms after writes,
+/// so a page changed by many commits is copied and synced once. PASSIVE never blocks the
+/// writer or readers. Under a steady stream of reads a passive checkpoint never lets the WAL
+/// start over (checkpoint starvation), and every read then searches a longer WAL index; past
+/// [`WAL_RESTART_FRAMES`] a RESTART checkpoint waits for the readers of old snapshots (they
+/// are short) so that the next write starts the WAL from the beginning.
+fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>) {
+    let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
+        conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
+    };
+    while wrote.recv().is_ok() {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        while wrote.try_recv().is_ok() {}
+        let done = match checkpoint("PASSIVE") {
+            Ok(frames) if frames >= WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
+            other => other.map(|_| ()),
+        };
+        if let Err(e) = done {
+            tracing::warn!(error = %e, "sqlite checkpoint failed; retried after the next write");
+        }
+    }
+}
+
+/// WAL length (in pages) past which the checkpointer makes the WAL start over.
+const WAL_RESTART_FRAMES: i64 = 4096;
 
 fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(
@@ -159,6 +188,14 @@ impl Db {
             .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
         configure(&writer)?;
         migrate(&mut writer, migrations)?;
+        writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+        let ckpt = Connection::open_with_flags(path, flags)?;
+        configure(&ckpt)?;
+        let (wrote, nudges) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || checkpointer(ckpt, nudges))
+            .map_err(|e| Error::Config(format!("cannot start the checkpointer: {e}")))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let r = Connection::open_with_flags(path, flags)?;
@@ -169,6 +206,7 @@ impl Db {
             writer: Arc::new(Mutex::new(writer)),
             readers: Arc::new(readers),
             next: AtomicUsize::new(0),
+            wrote,
         })
     }
 
@@ -178,14 +216,16 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         let w = Arc::clone(&self.writer);
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let mut c = w
                 .lock()
                 .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
             f(&mut c)
         })
         .await
-        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
+        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
+        let _ = self.wrote.try_send(());
+        out
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
