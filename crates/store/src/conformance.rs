@@ -277,6 +277,27 @@ async fn records_and_index(store: &dyn Store, p: &str) {
             .unwrap()
             .is_empty()
     );
+    assert_eq!(
+        store
+            .subject_records(t.id, "customers", &[s, SubjectId::generate()])
+            .await
+            .unwrap(),
+        vec![a.clone(), b.clone()]
+    );
+    assert!(
+        store
+            .subject_records(t.id, "other", &[s])
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .subject_records(TenantId::generate(), "customers", &[s])
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A batch with one duplicate id inserts nothing.
     let c = record(t.id, s, b"sealed-c");
@@ -892,6 +913,54 @@ async fn incidents(store: &dyn Store, p: &str) {
         "compare and swap"
     );
     assert_eq!(store.incidents(t.id).await.unwrap(), vec![i2]);
+
+    // Notices: insert-or-ignore by key, key order, compare-and-swap, tenant isolation.
+    let notice = |key: &str, doc: &str| NoticeRow {
+        tenant: t.id,
+        incident: i.id,
+        key: key.into(),
+        doc: doc.into(),
+        version: 1,
+    };
+    assert_eq!(
+        store
+            .insert_notices(&[notice("s:b", "{}"), notice("s:a", "{}")])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .insert_notices(&[notice("s:a", r#"{"again":1}"#), notice("s:c", "{}")])
+            .await
+            .unwrap(),
+        1,
+        "an existing key is left as it is"
+    );
+    let got = store.notices(t.id, i.id).await.unwrap();
+    assert_eq!(
+        got.iter().map(|n| n.key.as_str()).collect::<Vec<_>>(),
+        ["s:a", "s:b", "s:c"]
+    );
+    assert_eq!(got[0].doc, "{}");
+    let sent = NoticeRow {
+        doc: r#"{"state":"sent"}"#.into(),
+        version: 2,
+        ..notice("s:a", "")
+    };
+    assert!(store.update_notice(&sent, 1).await.unwrap());
+    assert!(
+        !store.update_notice(&sent, 1).await.unwrap(),
+        "compare and swap"
+    );
+    assert_eq!(store.notices(t.id, i.id).await.unwrap()[0], sent);
+    assert!(
+        store
+            .notices(TenantId::generate(), i.id)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let (a, b) = (SubjectId::generate(), SubjectId::generate());
     store
         .insert_subject_keys(&[subject_key(t.id, a, 1), subject_key(t.id, b, 1)])

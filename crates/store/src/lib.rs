@@ -28,7 +28,7 @@ pub use boveda_audit::{Checkpoint, Event as AuditEvent, StoredEvent};
 pub use error::Error;
 pub use ids::{AlertId, IncidentId, PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
-    AlertRow, AuditFilter, CollectionRow, IncidentRow, IndexEntry, KeyState, PolicyRow,
+    AlertRow, AuditFilter, CollectionRow, IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow,
     PrincipalRow, RecordRow, RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow,
     UserRow,
 };
@@ -263,6 +263,20 @@ pub trait Store: Send + Sync + 'static {
     async fn incidents(&self, tenant: TenantId) -> Result<Vec<IncidentRow>>;
     /// Replaces an incident if its version is still `expected_version`.
     async fn update_incident(&self, incident: &IncidentRow, expected_version: i64) -> Result<bool>;
+    /// Stores an incident's planned notices; a key that exists is left as it is. Returns how
+    /// many were new.
+    async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64>;
+    /// An incident's notices in key order.
+    async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>>;
+    /// Replaces a notice if its version is still `expected_version`.
+    async fn update_notice(&self, notice: &NoticeRow, expected_version: i64) -> Result<bool>;
+    /// The records of these subjects in a collection of a tenant, oldest first.
+    async fn subject_records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<RecordRow>>;
     /// Subject ids of a tenant after `after` (in id order), at most `limit`.
     async fn subject_ids(
         &self,

@@ -8,9 +8,9 @@
 
 use crate::{
     AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
-    IncidentRow, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow,
-    Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId,
-    TenantKeyRow, TenantRow, UserRow,
+    IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow, PrincipalId, PrincipalRow, RecordId,
+    RecordRow, Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow,
+    TenantId, TenantKeyRow, TenantRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
@@ -82,6 +82,11 @@ CREATE TABLE alerts (
 CREATE TABLE incidents (
     tenant BYTEA NOT NULL, id BYTEA NOT NULL, doc TEXT NOT NULL, version BIGINT NOT NULL,
     created_at BIGINT NOT NULL, PRIMARY KEY (tenant, id));
+"#,
+    r#"
+CREATE TABLE notices (
+    tenant BYTEA NOT NULL, incident BYTEA NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    version BIGINT NOT NULL, PRIMARY KEY (tenant, incident, key));
 "#,
 ];
 
@@ -1499,6 +1504,83 @@ impl Store for PostgresStore {
         )
         .await?
             == 1)
+    }
+
+    async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64> {
+        let mut c = self.data.get().await?;
+        let tx = c.transaction().await?;
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO notices (tenant, incident, key, doc, version) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let mut n = 0;
+        for r in notices {
+            n += tx
+                .execute(
+                    &st,
+                    &[
+                        &r.tenant.as_bytes().as_slice(),
+                        &r.incident.as_bytes().as_slice(),
+                        &r.key,
+                        &r.doc,
+                        &r.version,
+                    ],
+                )
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT key, doc, version FROM notices WHERE tenant = $1 AND incident = $2 ORDER BY key COLLATE \"C\"",
+            &[&tenant.as_bytes().as_slice(), &incident.as_bytes().as_slice()],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(NoticeRow {
+                tenant,
+                incident,
+                key: r.try_get(0)?,
+                doc: r.try_get(1)?,
+                version: r.try_get(2)?,
+            })
+        })
+        .collect()
+    }
+
+    async fn update_notice(&self, r: &NoticeRow, expected_version: i64) -> Result<bool> {
+        let c = self.data.get().await?;
+        Ok(c.execute(
+            "UPDATE notices SET doc = $4, version = $5 WHERE tenant = $1 AND incident = $2 AND key = $3 AND version = $6",
+            &[&r.tenant.as_bytes().as_slice(), &r.incident.as_bytes().as_slice(), &r.key, &r.doc, &r.version, &expected_version],
+        )
+        .await?
+            == 1)
+    }
+
+    async fn subject_records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<RecordRow>> {
+        let c = self.data.get().await?;
+        let keys: Vec<&[u8]> = subjects.iter().map(|i| i.as_bytes().as_slice()).collect();
+        c.query(
+            &format!(
+                "SELECT {RECORD_COLUMNS} FROM records r WHERE r.tenant = $1 AND r.subject = ANY($2) AND r.collection = $3 ORDER BY r.created_at, r.id"
+            ),
+            &[&tenant.as_bytes().as_slice(), &keys, &collection],
+        )
+        .await?
+        .iter()
+        .map(to_record)
+        .collect()
     }
 
     async fn subject_ids(

@@ -283,3 +283,20 @@ pub struct IncidentRow {
     /// Creation time, Unix milliseconds.
     pub created_at: i64,
 }
+
+/// One planned notice of an incident (to a subject, a guardian, the public or a regulator):
+/// its document (JSON: recipient kind, channels, status, attempts; never a personal value)
+/// under compare-and-swap. `key` is unique per incident, which makes planning idempotent.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoticeRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// Incident.
+    pub incident: IncidentId,
+    /// Unique within the incident: one notice per recipient.
+    pub key: String,
+    /// The notice document (JSON).
+    pub doc: String,
+    /// Increments on every change.
+    pub version: i64,
+}

@@ -8,9 +8,9 @@
 
 use crate::{
     AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
-    IncidentRow, IndexEntry, KeyState, PolicyRow, PrincipalId, PrincipalRow, RecordId, RecordRow,
-    Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow, TenantId,
-    TenantKeyRow, TenantRow, UserRow,
+    IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow, PrincipalId, PrincipalRow, RecordId,
+    RecordRow, Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow,
+    TenantId, TenantKeyRow, TenantRow, UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -84,6 +84,11 @@ CREATE TABLE alerts (
 CREATE TABLE incidents (
     tenant BLOB NOT NULL, id BLOB NOT NULL, doc TEXT NOT NULL, version INTEGER NOT NULL,
     created_at INTEGER NOT NULL, PRIMARY KEY (tenant, id));
+"#,
+    r#"
+CREATE TABLE notices (
+    tenant BLOB NOT NULL, incident BLOB NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
+    version INTEGER NOT NULL, PRIMARY KEY (tenant, incident, key)) WITHOUT ROWID;
 "#,
 ];
 
@@ -1827,6 +1832,78 @@ impl Store for SqliteStore {
                     "UPDATE incidents SET doc = ?3, version = ?4 WHERE tenant = ?1 AND id = ?2 AND version = ?5",
                     params![r.tenant.as_bytes().as_slice(), r.id.as_bytes().as_slice(), r.doc, r.version, expected_version],
                 )? == 1)
+            })
+            .await
+    }
+
+    async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64> {
+        let rows = notices.to_vec();
+        self.data
+            .write(move |c| {
+                let tx = c.transaction()?;
+                let mut n = 0;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO notices (tenant, incident, key, doc, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?;
+                    for r in &rows {
+                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version])? as u64;
+                    }
+                }
+                tx.commit()?;
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT key, doc, version FROM notices WHERE tenant = ?1 AND incident = ?2 ORDER BY key")?;
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), incident.as_bytes().as_slice()], |r| {
+                        Ok(NoticeRow { tenant, incident, key: r.get(0)?, doc: r.get(1)?, version: r.get(2)? })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn update_notice(&self, r: &NoticeRow, expected_version: i64) -> Result<bool> {
+        let r = r.clone();
+        self.data
+            .write(move |c| {
+                Ok(c.execute(
+                    "UPDATE notices SET doc = ?4, version = ?5 WHERE tenant = ?1 AND incident = ?2 AND key = ?3 AND version = ?6",
+                    params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version, expected_version],
+                )? == 1)
+            })
+            .await
+    }
+
+    async fn subject_records(
+        &self,
+        tenant: TenantId,
+        collection: &str,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<RecordRow>> {
+        let (collection, subjects) = (collection.to_owned(), subjects.to_vec());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached(&format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r WHERE r.tenant = ?1 AND r.subject = ?2 AND r.collection = ?3 ORDER BY r.created_at, r.id"
+                ))?;
+                let mut out = Vec::new();
+                for s in &subjects {
+                    let rows = st
+                        .query_map(params![tenant.as_bytes().as_slice(), s.as_bytes().as_slice(), collection], record_row)?
+                        .collect::<rusqlite::Result<Vec<_>>>()?;
+                    for row in rows {
+                        out.push(to_record(row)?);
+                    }
+                }
+                Ok(out)
             })
             .await
     }
