@@ -766,6 +766,31 @@ pub(crate) enum IncidentCommand {
         /// Incident id.
         id: String,
     },
+    /// Plan the notices: recipients (subject or guardian), channels, announcement, regulators.
+    PlanNotices {
+        /// Incident id.
+        id: String,
+    },
+    /// Approve the notice plan (a privacy officer other than the incident's creator).
+    ApproveNotices {
+        /// Incident id.
+        id: String,
+    },
+    /// The notices and their delivery status.
+    Notices {
+        /// Incident id.
+        id: String,
+    },
+    /// The regulator's report: gdpr (Art. 33) or pipl (Art. 57).
+    Report {
+        /// Incident id.
+        id: String,
+        /// gdpr or pipl.
+        jurisdiction: String,
+        /// es, en or zh.
+        #[arg(long)]
+        language: Option<String>,
+    },
 }
 
 pub(crate) async fn incident(c: &Connection, cmd: IncidentCommand) -> anyhow::Result<ExitCode> {
@@ -815,6 +840,45 @@ pub(crate) async fn incident(c: &Connection, cmd: IncidentCommand) -> anyhow::Re
             api.call(
                 reqwest::Method::GET,
                 &format!("/v1/incidents/{id}/blast-radius"),
+                None,
+            )
+            .await?
+        }
+        IncidentCommand::PlanNotices { id } => {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/incidents/{id}/notices/plan"),
+                None,
+            )
+            .await?
+        }
+        IncidentCommand::ApproveNotices { id } => {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/v1/incidents/{id}/notices/approve"),
+                None,
+            )
+            .await?
+        }
+        IncidentCommand::Notices { id } => {
+            api.call(
+                reqwest::Method::GET,
+                &format!("/v1/incidents/{id}/notices"),
+                None,
+            )
+            .await?
+        }
+        IncidentCommand::Report {
+            id,
+            jurisdiction,
+            language,
+        } => {
+            let q = language
+                .map(|l| format!("?language={l}"))
+                .unwrap_or_default();
+            api.call(
+                reqwest::Method::GET,
+                &format!("/v1/incidents/{id}/reports/{jurisdiction}{q}"),
                 None,
             )
             .await?

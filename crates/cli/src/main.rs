@@ -221,6 +221,14 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
             stop_rx.clone(),
         ))
     });
+    let notifier = boveda_server::notify::Notifier::new(&cfg.notify, &cfg.data_dir)
+        .map_err(|e| anyhow::anyhow!(e))?;
+    let notices = tokio::spawn(boveda_server::notify::notify_job(
+        p.vault.clone(),
+        notifier,
+        std::time::Duration::from_millis(cfg.notify.interval_ms),
+        stop_rx.clone(),
+    ));
     let job = tokio::spawn(boveda_server::setup::rewrap_job(
         p.vault.clone(),
         cfg.vault.rewrap_batch,
@@ -257,6 +265,7 @@ async fn serve(cfg: Config) -> anyhow::Result<()> {
     let _ = stop_tx.send(true);
     let _ = job.await;
     let _ = checkpoints.await;
+    let _ = notices.await;
     if let Some(a) = alerts {
         let _ = a.await;
     }

@@ -99,6 +99,9 @@ pub struct Incident {
     pub created_by: String,
     /// Timeline of every action.
     pub timeline: Vec<TimelineEntry>,
+    /// The notice plan's summary and approval, once planned.
+    #[serde(default)]
+    pub notice_plan: Option<crate::notice::NoticePlan>,
     /// The legal clocks, computed when the incident is read (not stored).
     #[serde(default, skip_deserializing)]
     pub deadlines: Vec<Deadline>,
@@ -185,7 +188,7 @@ pub struct BlastRadius {
     pub events_examined: u64,
 }
 
-fn handler(caller: &Caller) -> Result<TenantId, Error> {
+pub(crate) fn handler(caller: &Caller) -> Result<TenantId, Error> {
     let p = &caller.principal;
     let tenant = p
         .tenant
@@ -299,6 +302,7 @@ impl Vault {
                 action: "opened".into(),
                 detail: String::new(),
             }],
+            notice_plan: None,
             deadlines: Vec::new(),
         };
         self.st("create_incident")
@@ -418,7 +422,7 @@ impl Vault {
     }
 
     /// Applies a change to an incident with compare-and-swap and a timeline entry.
-    async fn change_incident(
+    pub(crate) async fn change_incident(
         &self,
         caller: &Caller,
         id: IncidentId,

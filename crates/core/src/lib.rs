@@ -20,6 +20,7 @@ mod audit;
 pub mod deid;
 mod error;
 mod incident;
+pub mod notice;
 pub mod offline;
 pub mod phone;
 mod principal;

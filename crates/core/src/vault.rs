@@ -100,6 +100,9 @@ pub struct TenantSettings {
     /// the regulator 72 h; the CAC asks 1, 2 or 4 h depending on the operator's type.
     #[serde(default = "default_clocks")]
     pub incident_clocks: std::collections::BTreeMap<String, u32>,
+    /// How incident notices reach subjects, guardians, the public and regulators.
+    #[serde(default)]
+    pub notice: Option<crate::notice::NoticeSettings>,
 }
 
 fn default_clocks() -> std::collections::BTreeMap<String, u32> {
@@ -125,6 +128,9 @@ impl TenantSettings {
         }
         if !crate::phone::known_region(&self.default_region) {
             return Err(Error::invalid("default_region", "known_region"));
+        }
+        if let Some(n) = &self.notice {
+            n.check()?;
         }
         Ok(())
     }
@@ -637,6 +643,7 @@ impl Vault {
             password_reminder_days: default_reminder_days(),
             password_max_age_days: None,
             incident_clocks: default_clocks(),
+            notice: None,
         });
         settings.check()?;
         let id = TenantId::generate();

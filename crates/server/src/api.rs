@@ -656,6 +656,47 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
         ),
         (
             doc(
+                "POST",
+                "/v1/incidents/{incident_id}/notices/plan",
+                "incidents",
+                "Plan the notices from the blast radius and the contact data: recipient (subject or guardian), channels, announcement, regulator reports. Once per incident.",
+            )
+            .ok(200, "NoticeList"),
+            post(plan_notices),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/incidents/{incident_id}/notices/approve",
+                "incidents",
+                "Approve the notice plan (a privacy officer other than the incident's creator); delivery starts.",
+            )
+            .empty()
+            .ok(200, "Incident"),
+            post(approve_notices),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/incidents/{incident_id}/notices",
+                "incidents",
+                "The incident's notices and their delivery status (queued, sending, sent, fell_back, failed, unreachable, not_required, covered).",
+            )
+            .ok(200, "NoticeList"),
+            get(list_notices),
+        ),
+        (
+            doc(
+                "GET",
+                "/v1/incidents/{incident_id}/reports/{jurisdiction}",
+                "incidents",
+                "The regulator's report: gdpr (Art. 33) or pipl (Art. 57), as fields and as text; `?language=es|en|zh`.",
+            )
+            .ok(200, "RegulatorReport"),
+            get(regulator_report),
+        ),
+        (
+            doc(
                 "GET",
                 "/v1/keys",
                 "keys",
@@ -1520,6 +1561,66 @@ async fn blast_radius(
     Ok(Json(
         s.vault
             .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+            .await?,
+    ))
+}
+
+async fn plan_notices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let notices = s
+        .vault
+        .plan_notices(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+        .await?;
+    Ok(Json(json!({ "notices": notices })))
+}
+
+async fn approve_notices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+) -> ApiResult<Json<boveda_core::Incident>> {
+    Ok(Json(
+        s.vault
+            .approve_notices(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+            .await?,
+    ))
+}
+
+async fn list_notices(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path(i): Path<String>,
+) -> ApiResult<Json<Value>> {
+    let notices = s
+        .vault
+        .notices(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+        .await?;
+    Ok(Json(json!({ "notices": notices })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReportQuery {
+    language: Option<String>,
+}
+
+async fn regulator_report(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Path((i, jurisdiction)): Path<(String, String)>,
+    Params(q): Params<ReportQuery>,
+) -> ApiResult<Json<Value>> {
+    Ok(Json(
+        s.vault
+            .regulator_report(
+                &c,
+                id::<boveda_core::IncidentId>(&i, "incident")?,
+                &jurisdiction,
+                q.language.as_deref(),
+            )
             .await?,
     ))
 }

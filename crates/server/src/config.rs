@@ -55,6 +55,41 @@ pub struct Config {
     pub log: LogConfig,
     /// Continuous export of the audit log.
     pub audit: AuditSection,
+    /// Delivery of incident notices.
+    pub notify: NotifySection,
+}
+
+/// `[notify]`: how incident notices leave.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct NotifySection {
+    /// The SMTP relay: `smtp://host:587` (STARTTLS when offered; `?tls=required` to insist),
+    /// `smtps://host:465` (TLS), with `user:password@` if it needs them.
+    pub smtp_url: Option<String>,
+    /// The sender address of notices.
+    pub from: String,
+    /// Where letters (PDF) and the public announcement (HTML, PDF) go; default
+    /// `<data_dir>/outbox`.
+    pub outbox_dir: Option<PathBuf>,
+    /// First retry delay after a failed attempt, doubled on each further one.
+    pub backoff_ms: u64,
+    /// A notice claimed by a node that then died is claimed again after this long.
+    pub lease_seconds: u64,
+    /// How often the delivery job looks for due notices.
+    pub interval_ms: u64,
+}
+
+impl Default for NotifySection {
+    fn default() -> Self {
+        Self {
+            smtp_url: None,
+            from: "boveda@localhost".into(),
+            outbox_dir: None,
+            backoff_ms: 30_000,
+            lease_seconds: 300,
+            interval_ms: 1_000,
+        }
+    }
 }
 
 /// `[audit]`: continuous export to a SIEM, at least once, with a lag metric.
@@ -173,6 +208,7 @@ impl Default for Config {
             vault: VaultSection::default(),
             log: LogConfig::default(),
             audit: AuditSection::default(),
+            notify: NotifySection::default(),
         }
     }
 }
@@ -349,6 +385,12 @@ impl Config {
             "audit.retention_days" => {
                 self.audit.retention_days = opt(value).map(|v| parse(key, &v)).transpose()?
             }
+            "notify.smtp_url" => self.notify.smtp_url = opt(value),
+            "notify.from" => self.notify.from = value.to_owned(),
+            "notify.outbox_dir" => self.notify.outbox_dir = opt(value).map(PathBuf::from),
+            "notify.backoff_ms" => self.notify.backoff_ms = parse(key, value)?,
+            "notify.lease_seconds" => self.notify.lease_seconds = parse(key, value)?,
+            "notify.interval_ms" => self.notify.interval_ms = parse(key, value)?,
             "log.format" => self.log.format = value.to_owned(),
             "log.level" => self.log.level = value.to_owned(),
             _ => return Err(ConfigError::UnknownKey(key.to_owned())),
@@ -467,6 +509,13 @@ impl Config {
             {
                 return bad(key, "an https:// URL (plain http only to this machine)");
             }
+        }
+        if let Err(e) = crate::notify::Notifier::new(&self.notify, &self.data_dir) {
+            let (key, why) = e.split_once(": ").unwrap_or(("notify", &e));
+            return bad(key, why);
+        }
+        if self.notify.interval_ms == 0 {
+            return bad("notify.interval_ms", "at least 1");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             return bad("log.format", "text or json");

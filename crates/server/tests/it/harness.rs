@@ -67,6 +67,7 @@ pub struct Server {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
     job_stop: Option<tokio::sync::watch::Sender<bool>>,
+    notify: Option<tokio::task::JoinHandle<()>>,
     _tmp: Option<tempfile::TempDir>,
 }
 
@@ -147,6 +148,12 @@ impl Server {
                 job_rx.clone(),
             ));
         }
+        let notify = tokio::spawn(boveda_server::notify::notify_job(
+            p.vault.clone(),
+            boveda_server::notify::Notifier::new(&cfg.notify, &cfg.data_dir).unwrap(),
+            std::time::Duration::from_millis(cfg.notify.interval_ms),
+            job_rx.clone(),
+        ));
         if rewrap_job {
             tokio::spawn(boveda_server::setup::rewrap_job(
                 p.vault.clone(),
@@ -187,6 +194,7 @@ impl Server {
             stop: Some(tx),
             task: Some(task),
             job_stop: Some(job_tx),
+            notify: Some(notify),
             _tmp: None,
         }
     }
@@ -195,6 +203,10 @@ impl Server {
     pub async fn stop(mut self) -> (Config, Option<tempfile::TempDir>) {
         if let Some(j) = self.job_stop.take() {
             let _ = j.send(true);
+        }
+        // Delivery stops dead, as in a crash: a notice being sent is left claimed.
+        if let Some(n) = self.notify.take() {
+            n.abort();
         }
         if let Some(s) = self.stop.take() {
             let _ = s.send(());

@@ -92,7 +92,8 @@ async fn tenant_a_never_sees_tenant_b() {
                 .replace("{subject_id}", &sid)
                 .replace("{principal_id}", &b_sa)
                 .replace("{user_id}", &b_user)
-                .replace("{incident_id}", &b_incident);
+                .replace("{incident_id}", &b_incident)
+                .replace("{jurisdiction}", "gdpr");
             let query = if r.data {
                 "?purpose=customer_support&view=plain"
             } else {

@@ -14,6 +14,7 @@ mod canary;
 mod erasure;
 mod incidents;
 mod isolation;
+mod notices;
 mod openapi_cover;
 mod presidio;
 mod rotation;
