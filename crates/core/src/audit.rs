@@ -230,6 +230,21 @@ impl Vault {
         e
     }
 
+    /// The audit pseudonyms of a tenant's subjects, in the order given: for benchmarks that
+    /// load audit events directly into the store.
+    ///
+    /// # Errors
+    /// Store errors.
+    #[doc(hidden)]
+    pub async fn subject_pseudonyms(
+        &self,
+        tenant: TenantId,
+        subjects: &[SubjectId],
+    ) -> Result<Vec<[u8; 32]>, Error> {
+        let t = self.cached(tenant).await?;
+        Ok(Self::subjects_in_order(&t, subjects))
+    }
+
     /// Subject pseudonyms in the order given (no sorting), to map pseudonyms back to ids.
     pub(crate) fn subjects_in_order(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
         let key = audit_key(t);

@@ -623,58 +623,84 @@ impl Vault {
                 outcome: Some("allowed".into()),
                 ..AuditFilter::default()
             };
-            let mut after = 0;
-            loop {
-                let page = self
-                    .st("audit_events")
-                    .audit_events(tenant, &filter, after, 10_000)
-                    .await?;
-                let Some(last) = page.last() else { break };
-                after = last.seq;
-                for s in page {
-                    examined += 1;
-                    let e =
-                        Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
-                    if !matches!(e.action.as_str(), "record.read" | "record.search") {
-                        continue;
-                    }
-                    let Some(collection) = &e.collection else {
-                        continue;
-                    };
-                    if !scope.collections.is_empty() && !scope.collections.contains(collection) {
-                        continue;
-                    }
-                    let spec = t.collections.get(collection);
-                    let view = e.view.clone().unwrap_or_default();
-                    for subject in &e.subjects {
-                        let x = per.entry(*subject).or_insert_with(|| SubjectExposure {
-                            subject_id: None,
-                            pseudonym: hex::encode(subject),
-                            exposure: "masked",
-                            categories: BTreeSet::new(),
-                            fields: BTreeSet::new(),
-                            grades: BTreeSet::new(),
-                            views: BTreeSet::new(),
-                            counts: BTreeMap::new(),
-                            first_ms: e.at_ms,
-                            last_ms: e.at_ms,
-                        });
-                        x.first_ms = x.first_ms.min(e.at_ms);
-                        x.last_ms = x.last_ms.max(e.at_ms);
-                        x.views.insert(view.clone());
-                        if view == "plain" {
-                            x.exposure = "clear";
-                        }
-                        for f in &e.fields {
-                            x.fields.insert(format!("{collection}.{f}"));
-                            if let Some(fs) = spec.and_then(|s| s.fields.get(f)) {
-                                x.categories.insert(fs.category.as_str().to_owned());
-                                x.grades.insert(fs.grade.as_str().to_owned());
-                                *x.counts.entry(fs.category.as_str().to_owned()).or_default() += 1;
+            // Pages of 10,000 events: the next page is fetched while this one is counted.
+            let store = self.st("audit_events");
+            let mut page = store.audit_events(tenant, &filter, 0, 10_000).await?;
+            let mut key = String::new();
+            while let Some(last) = page.last() {
+                let after = last.seq;
+                let (next, counted) =
+                    tokio::join!(store.audit_events(tenant, &filter, after, 10_000), async {
+                        for s in &page {
+                            examined += 1;
+                            let e = Event::decode(&s.encoded)
+                                .map_err(|_| Error::Integrity("audit event"))?;
+                            if !matches!(e.action.as_str(), "record.read" | "record.search") {
+                                continue;
+                            }
+                            let Some(collection) = &e.collection else {
+                                continue;
+                            };
+                            if !scope.collections.is_empty()
+                                && !scope.collections.contains(collection)
+                            {
+                                continue;
+                            }
+                            let spec = t.collections.get(collection);
+                            let view = e.view.as_deref().unwrap_or_default();
+                            for subject in &e.subjects {
+                                let x = per.entry(*subject).or_insert_with(|| SubjectExposure {
+                                    subject_id: None,
+                                    pseudonym: hex::encode(subject),
+                                    exposure: "masked",
+                                    categories: BTreeSet::new(),
+                                    fields: BTreeSet::new(),
+                                    grades: BTreeSet::new(),
+                                    views: BTreeSet::new(),
+                                    counts: BTreeMap::new(),
+                                    first_ms: e.at_ms,
+                                    last_ms: e.at_ms,
+                                });
+                                x.first_ms = x.first_ms.min(e.at_ms);
+                                x.last_ms = x.last_ms.max(e.at_ms);
+                                // Insert only what is new: most events repeat what is known.
+                                if !x.views.contains(view) {
+                                    x.views.insert(view.to_owned());
+                                }
+                                if view == "plain" {
+                                    x.exposure = "clear";
+                                }
+                                for f in &e.fields {
+                                    key.clear();
+                                    key.push_str(collection);
+                                    key.push('.');
+                                    key.push_str(f);
+                                    if !x.fields.contains(key.as_str()) {
+                                        x.fields.insert(key.clone());
+                                    }
+                                    if let Some(fs) = spec.and_then(|s| s.fields.get(f)) {
+                                        let (cat, grade) =
+                                            (fs.category.as_str(), fs.grade.as_str());
+                                        if !x.categories.contains(cat) {
+                                            x.categories.insert(cat.to_owned());
+                                        }
+                                        if !x.grades.contains(grade) {
+                                            x.grades.insert(grade.to_owned());
+                                        }
+                                        match x.counts.get_mut(cat) {
+                                            Some(n) => *n += 1,
+                                            None => {
+                                                x.counts.insert(cat.to_owned(), 1);
+                                            }
+                                        }
+                                    }
+                                }
                             }
                         }
-                    }
-                }
+                        Ok::<(), Error>(())
+                    });
+                counted?;
+                page = next?;
             }
         }
         // Subjects whose keys a compromised KEK version wraps: their ciphertext may be opened

@@ -88,6 +88,9 @@ CREATE TABLE notices (
     tenant BYTEA NOT NULL, incident BYTEA NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
     version BIGINT NOT NULL, PRIMARY KEY (tenant, incident, key));
 "#,
+    r#"
+CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
+"#,
 ];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
@@ -295,68 +298,103 @@ async fn append_audit_tx(
     tx: &deadpool_postgres::Transaction<'_>,
     events: &[AuditEvent],
 ) -> Result<Vec<StoredEvent>> {
+    // Lock the heads of the batch's tenants, in a stable order so that two nodes never wait on
+    // each other; then chain the events in memory and insert them with one statement per table.
+    let mut tenants: Vec<[u8; 16]> = events.iter().map(|e| e.tenant).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
     let mut heads: std::collections::HashMap<[u8; 16], (u64, [u8; 32])> =
         std::collections::HashMap::new();
-    let mut out = Vec::with_capacity(events.len());
-    for e in events {
-        let head = match heads.get(&e.tenant) {
-            Some(h) => *h,
-            None => {
-                let t = &e.tenant[..];
-                let genesis = boveda_audit::genesis(&e.tenant);
-                tx.execute(
-                    "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
-                    &[&t, &&genesis[..]],
-                )
-                .await?;
-                let row = tx
-                    .query_one(
-                        "SELECT seq, hash FROM audit_heads WHERE tenant = $1 FOR UPDATE",
-                        &[&t],
-                    )
-                    .await?;
-                let hash: Vec<u8> = row.try_get(1)?;
-                (
-                    row.try_get::<_, i64>(0)? as u64,
-                    hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
-                )
-            }
-        };
-        let mut event = e.clone();
-        event.seq = head.0 + 1;
-        let encoded = event.encode();
-        let hash = boveda_audit::link_hash(&head.1, event.seq, &encoded);
+    for tenant in tenants {
+        let t = &tenant[..];
+        let genesis = boveda_audit::genesis(&tenant);
         tx.execute(
-            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-            &[
-                &&event.tenant[..],
-                &(event.seq as i64),
-                &encoded,
-                &&hash[..],
-                &event.at_ms,
-                &event.principal,
-                &event.action,
-                &event.collection,
-                &event.purpose,
-                &event.outcome.as_str(),
-            ],
+            "INSERT INTO audit_heads (tenant, seq, hash) VALUES ($1, 0, $2) ON CONFLICT DO NOTHING",
+            &[&t, &&genesis[..]],
         )
         .await?;
-        if !event.subjects.is_empty() {
-            let subjects: Vec<&[u8]> = event.subjects.iter().map(|s| &s[..]).collect();
-            tx.execute(
-                "INSERT INTO audit_subjects (tenant, subject, seq) SELECT $1, s, $3 FROM UNNEST($2::bytea[]) AS s ON CONFLICT DO NOTHING",
-                &[&&event.tenant[..], &subjects, &(event.seq as i64)],
+        let row = tx
+            .query_one(
+                "SELECT seq, hash FROM audit_heads WHERE tenant = $1 FOR UPDATE",
+                &[&t],
             )
             .await?;
+        let hash: Vec<u8> = row.try_get(1)?;
+        heads.insert(
+            tenant,
+            (
+                row.try_get::<_, i64>(0)? as u64,
+                hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+            ),
+        );
+    }
+    let n = events.len();
+    let mut out = Vec::with_capacity(n);
+    let (mut c_tenant, mut c_seq, mut c_hash, mut c_at) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut c_principal, mut c_action, mut c_collection, mut c_purpose, mut c_outcome) = (
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+        Vec::with_capacity(n),
+    );
+    let (mut s_tenant, mut s_subject, mut s_seq) = (Vec::new(), Vec::new(), Vec::new());
+    for e in events {
+        let head = heads
+            .get_mut(&e.tenant)
+            .ok_or(Error::Corrupt("audit_heads"))?;
+        let seq = head.0 + 1;
+        let mut event = e.clone();
+        event.seq = seq;
+        let encoded = event.encode();
+        let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
+        *head = (seq, hash);
+        for subject in &event.subjects {
+            s_tenant.push(event.tenant.to_vec());
+            s_subject.push(subject.to_vec());
+            s_seq.push(seq as i64);
         }
-        heads.insert(event.tenant, (event.seq, hash));
-        out.push(StoredEvent {
-            seq: event.seq,
-            encoded,
-            hash,
-        });
+        c_tenant.push(event.tenant.to_vec());
+        c_seq.push(seq as i64);
+        c_hash.push(hash.to_vec());
+        c_at.push(event.at_ms);
+        c_principal.push(event.principal);
+        c_action.push(event.action);
+        c_collection.push(event.collection);
+        c_purpose.push(event.purpose);
+        c_outcome.push(event.outcome.as_str());
+        out.push(StoredEvent { seq, encoded, hash });
+    }
+    let c_encoded: Vec<&[u8]> = out.iter().map(|s| s.encoded.as_slice()).collect();
+    tx.execute(
+        "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome)
+         SELECT * FROM UNNEST($1::bytea[], $2::int8[], $3::bytea[], $4::bytea[], $5::int8[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[])",
+        &[
+            &c_tenant,
+            &c_seq,
+            &c_encoded,
+            &c_hash,
+            &c_at,
+            &c_principal,
+            &c_action,
+            &c_collection,
+            &c_purpose,
+            &c_outcome,
+        ],
+    )
+    .await?;
+    if !s_seq.is_empty() {
+        tx.execute(
+            "INSERT INTO audit_subjects (tenant, subject, seq)
+             SELECT * FROM UNNEST($1::bytea[], $2::bytea[], $3::int8[]) ON CONFLICT DO NOTHING",
+            &[&s_tenant, &s_subject, &s_seq],
+        )
+        .await?;
     }
     for (tenant, (seq, hash)) in heads {
         tx.execute(

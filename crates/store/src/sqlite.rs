@@ -90,6 +90,9 @@ CREATE TABLE notices (
     tenant BLOB NOT NULL, incident BLOB NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL,
     version INTEGER NOT NULL, PRIMARY KEY (tenant, incident, key)) WITHOUT ROWID;
 "#,
+    r#"
+CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
+"#,
 ];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
@@ -144,7 +147,7 @@ const WAL_RESTART_FRAMES: i64 = 4096;
 fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
-         PRAGMA secure_delete=ON; PRAGMA busy_timeout=10000;",
+         PRAGMA secure_delete=ON; PRAGMA busy_timeout=10000; PRAGMA cache_size=-32768;",
     )?;
     Ok(())
 }
