@@ -613,7 +613,8 @@ impl Vault {
                 .map(|p| Some(p.to_string()))
                 .collect()
         };
-        let mut per: HashMap<[u8; 32], SubjectExposure> = HashMap::new();
+        let mut per: HashMap<[u8; 32], Acc> = HashMap::new();
+        let mut names = Names::default();
         let mut examined = 0u64;
         for principal in principals {
             let filter = AuditFilter {
@@ -626,7 +627,7 @@ impl Vault {
             // Pages of 10,000 events: the next page is fetched while this one is counted.
             let store = self.st("audit_events");
             let mut page = store.audit_events(tenant, &filter, 0, 10_000).await?;
-            let mut key = String::new();
+            let mut touched: Vec<(u16, Option<(u16, u16)>)> = Vec::new();
             while let Some(last) = page.last() {
                 let after = last.seq;
                 let (next, counted) =
@@ -648,50 +649,32 @@ impl Vault {
                             }
                             let spec = t.collections.get(collection);
                             let view = e.view.as_deref().unwrap_or_default();
-                            for subject in &e.subjects {
-                                let x = per.entry(*subject).or_insert_with(|| SubjectExposure {
-                                    subject_id: None,
-                                    pseudonym: hex::encode(subject),
-                                    exposure: "masked",
-                                    categories: BTreeSet::new(),
-                                    fields: BTreeSet::new(),
-                                    grades: BTreeSet::new(),
-                                    views: BTreeSet::new(),
-                                    counts: BTreeMap::new(),
-                                    first_ms: e.at_ms,
-                                    last_ms: e.at_ms,
+                            let view_id = names.id(view);
+                            touched.clear();
+                            for f in &e.fields {
+                                let field = names.field(collection, f);
+                                let class = spec.and_then(|s| s.fields.get(f)).map(|fs| {
+                                    (names.id(fs.category.as_str()), names.id(fs.grade.as_str()))
                                 });
+                                touched.push((field, class));
+                            }
+                            for subject in &e.subjects {
+                                let x = per
+                                    .entry(*subject)
+                                    .or_insert_with(|| Acc::new(None, "masked", e.at_ms));
                                 x.first_ms = x.first_ms.min(e.at_ms);
                                 x.last_ms = x.last_ms.max(e.at_ms);
-                                // Insert only what is new: most events repeat what is known.
-                                if !x.views.contains(view) {
-                                    x.views.insert(view.to_owned());
-                                }
+                                add(&mut x.views, view_id);
                                 if view == "plain" {
                                     x.exposure = "clear";
                                 }
-                                for f in &e.fields {
-                                    key.clear();
-                                    key.push_str(collection);
-                                    key.push('.');
-                                    key.push_str(f);
-                                    if !x.fields.contains(key.as_str()) {
-                                        x.fields.insert(key.clone());
-                                    }
-                                    if let Some(fs) = spec.and_then(|s| s.fields.get(f)) {
-                                        let (cat, grade) =
-                                            (fs.category.as_str(), fs.grade.as_str());
-                                        if !x.categories.contains(cat) {
-                                            x.categories.insert(cat.to_owned());
-                                        }
-                                        if !x.grades.contains(grade) {
-                                            x.grades.insert(grade.to_owned());
-                                        }
-                                        match x.counts.get_mut(cat) {
-                                            Some(n) => *n += 1,
-                                            None => {
-                                                x.counts.insert(cat.to_owned(), 1);
-                                            }
+                                for (field, class) in &touched {
+                                    add(&mut x.fields, *field);
+                                    if let Some((cat, grade)) = class {
+                                        add(&mut x.grades, *grade);
+                                        match x.counts.iter_mut().find(|(c, _)| c == cat) {
+                                            Some((_, n)) => *n += 1,
+                                            None => x.counts.push((*cat, 1)),
                                         }
                                     }
                                 }
@@ -722,17 +705,8 @@ impl Vault {
                     .filter(|k| scope.key_versions.contains(&k.kek_version))
                 {
                     let p = Self::subjects(&t, &[k.subject])[0];
-                    per.entry(p).or_insert_with(|| SubjectExposure {
-                        subject_id: Some(k.subject),
-                        pseudonym: hex::encode(p),
-                        exposure: "ciphertext_only",
-                        categories: BTreeSet::new(),
-                        fields: BTreeSet::new(),
-                        grades: BTreeSet::new(),
-                        views: BTreeSet::new(),
-                        counts: BTreeMap::new(),
-                        first_ms: incident.detected_at,
-                        last_ms: incident.detected_at,
+                    per.entry(p).or_insert_with(|| {
+                        Acc::new(Some(k.subject), "ciphertext_only", incident.detected_at)
                     });
                 }
             }
@@ -754,7 +728,34 @@ impl Vault {
                 }
             }
         }
-        let mut subjects: Vec<SubjectExposure> = per.into_values().collect();
+        let name = |ids: &[u16]| -> BTreeSet<String> {
+            ids.iter()
+                .map(|i| names.list[usize::from(*i)].clone())
+                .collect()
+        };
+        let mut subjects: Vec<SubjectExposure> = per
+            .into_iter()
+            .map(|(p, x)| SubjectExposure {
+                subject_id: x.subject_id,
+                pseudonym: hex::encode(p),
+                exposure: x.exposure,
+                categories: x
+                    .counts
+                    .iter()
+                    .map(|(c, _)| names.list[usize::from(*c)].clone())
+                    .collect(),
+                fields: name(&x.fields),
+                grades: name(&x.grades),
+                views: name(&x.views),
+                counts: x
+                    .counts
+                    .iter()
+                    .map(|(c, n)| (names.list[usize::from(*c)].clone(), *n))
+                    .collect(),
+                first_ms: x.first_ms,
+                last_ms: x.last_ms,
+            })
+            .collect();
         subjects.sort_by(|a, b| {
             a.first_ms
                 .cmp(&b.first_ms)
@@ -775,5 +776,71 @@ impl Vault {
             events_examined: examined,
             subjects,
         })
+    }
+}
+
+/// One subject's exposure while the audit log is read: names as interned ids, in small sorted
+/// vectors (a subject is touched by many events, with few distinct fields and views).
+struct Acc {
+    subject_id: Option<SubjectId>,
+    exposure: &'static str,
+    fields: Vec<u16>,
+    grades: Vec<u16>,
+    views: Vec<u16>,
+    counts: Vec<(u16, u64)>,
+    first_ms: i64,
+    last_ms: i64,
+}
+
+impl Acc {
+    fn new(subject_id: Option<SubjectId>, exposure: &'static str, at_ms: i64) -> Self {
+        Self {
+            subject_id,
+            exposure,
+            fields: Vec::new(),
+            grades: Vec::new(),
+            views: Vec::new(),
+            counts: Vec::new(),
+            first_ms: at_ms,
+            last_ms: at_ms,
+        }
+    }
+}
+
+fn add(set: &mut Vec<u16>, id: u16) {
+    if let Err(i) = set.binary_search(&id) {
+        set.insert(i, id);
+    }
+}
+
+/// Names met in one computation, each with a small id.
+#[derive(Default)]
+struct Names {
+    list: Vec<String>,
+    ids: HashMap<String, u16>,
+    key: String,
+}
+
+impl Names {
+    fn id(&mut self, name: &str) -> u16 {
+        if let Some(i) = self.ids.get(name) {
+            return *i;
+        }
+        let i = u16::try_from(self.list.len()).unwrap_or(u16::MAX);
+        self.list.push(name.to_owned());
+        self.ids.insert(name.to_owned(), i);
+        i
+    }
+
+    /// The id of `collection.field`.
+    fn field(&mut self, collection: &str, field: &str) -> u16 {
+        let mut key = std::mem::take(&mut self.key);
+        key.clear();
+        key.push_str(collection);
+        key.push('.');
+        key.push_str(field);
+        let i = self.id(&key);
+        self.key = key;
+        i
     }
 }
