@@ -1386,11 +1386,9 @@ impl Vault {
         let s = Self::notice_settings(&t)?;
         for _ in 0..8 {
             let Some(row) = self
-                .st("notices")
-                .notices(o.tenant, o.incident)
+                .st("notice")
+                .notice(o.tenant, o.incident, &o.key)
                 .await?
-                .into_iter()
-                .find(|r| r.key == o.key)
             else {
                 return Ok(());
             };

@@ -174,6 +174,21 @@ async fn run(backend: &str, events: usize, subjects: usize) {
         r.clear,
         r.masked_only
     );
+    if backend == "postgres" {
+        // Leave the shared server as it was: the bench's tables hold gigabytes.
+        let (client, conn) =
+            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA {} CASCADE",
+                cfg.storage.postgres_schema
+            ))
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::main]

@@ -954,6 +954,18 @@ async fn incidents(store: &dyn Store, p: &str) {
         "compare and swap"
     );
     assert_eq!(store.notices(t.id, i.id).await.unwrap()[0], sent);
+    assert_eq!(
+        store.notice(t.id, i.id, "s:a").await.unwrap(),
+        Some(sent.clone())
+    );
+    assert_eq!(store.notice(t.id, i.id, "s:z").await.unwrap(), None);
+    assert_eq!(
+        store
+            .notice(TenantId::generate(), i.id, "s:a")
+            .await
+            .unwrap(),
+        None
+    );
     assert!(
         store
             .notices(TenantId::generate(), i.id)

@@ -268,6 +268,13 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64>;
     /// An incident's notices in key order.
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>>;
+    /// One notice of an incident.
+    async fn notice(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        key: &str,
+    ) -> Result<Option<NoticeRow>>;
     /// Replaces a notice if its version is still `expected_version`.
     async fn update_notice(&self, notice: &NoticeRow, expected_version: i64) -> Result<bool>;
     /// The records of these subjects in a collection of a tenant, oldest first.

@@ -1591,6 +1591,34 @@ impl Store for PostgresStore {
         .collect()
     }
 
+    async fn notice(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        key: &str,
+    ) -> Result<Option<NoticeRow>> {
+        let c = self.data.get().await?;
+        c.query_opt(
+            "SELECT doc, version FROM notices WHERE tenant = $1 AND incident = $2 AND key = $3",
+            &[
+                &tenant.as_bytes().as_slice(),
+                &incident.as_bytes().as_slice(),
+                &key,
+            ],
+        )
+        .await?
+        .map(|r| {
+            Ok(NoticeRow {
+                tenant,
+                incident,
+                key: key.to_owned(),
+                doc: r.try_get(0)?,
+                version: r.try_get(1)?,
+            })
+        })
+        .transpose()
+    }
+
     async fn update_notice(&self, r: &NoticeRow, expected_version: i64) -> Result<bool> {
         let c = self.data.get().await?;
         Ok(c.execute(

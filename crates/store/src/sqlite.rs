@@ -1873,6 +1873,25 @@ impl Store for SqliteStore {
             .await
     }
 
+    async fn notice(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        key: &str,
+    ) -> Result<Option<NoticeRow>> {
+        let key = key.to_owned();
+        self.data
+            .read(move |c| {
+                Ok(c.query_row(
+                    "SELECT doc, version FROM notices WHERE tenant = ?1 AND incident = ?2 AND key = ?3",
+                    params![tenant.as_bytes().as_slice(), incident.as_bytes().as_slice(), key],
+                    |r| Ok(NoticeRow { tenant, incident, key: key.clone(), doc: r.get(0)?, version: r.get(1)? }),
+                )
+                .optional()?)
+            })
+            .await
+    }
+
     async fn update_notice(&self, r: &NoticeRow, expected_version: i64) -> Result<bool> {
         let r = r.clone();
         self.data
