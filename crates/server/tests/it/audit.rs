@@ -1,7 +1,7 @@
 //! The audit log through the product: one event per data request, access history, verify,
 //! a tamper matrix on both backends, fail-closed and recovery.
 
-use crate::harness::{Backend, Server};
+use crate::harness::{BOTH, Backend, Server};
 use boveda_core::AuditReport;
 use boveda_core::offline::{Source, verify};
 use reqwest::{Method, StatusCode};
@@ -518,87 +518,121 @@ async fn tamper_on_postgres_is_detected() {
     log.s.stop().await;
 }
 
+/// Makes every insert into the audit journal fail (a trigger), or lifts that.
+async fn block_journal(s: &Server, on: bool) {
+    match &s.cfg.storage.postgres_url {
+        None => {
+            let c = sqlite(&s.dir.join("data.db"));
+            c.execute_batch(if on {
+                "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'journal blocked'); END;"
+            } else {
+                "DROP TRIGGER block_audit;"
+            })
+            .unwrap();
+        }
+        Some(url) => {
+            let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let schema = &s.cfg.storage.postgres_schema;
+            let sql = if on {
+                format!(
+                    "CREATE FUNCTION {schema}.block_audit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'journal blocked'; END $$;
+                     CREATE TRIGGER block_audit BEFORE INSERT ON {schema}.audit_events FOR EACH ROW EXECUTE FUNCTION {schema}.block_audit();"
+                )
+            } else {
+                format!(
+                    "DROP TRIGGER block_audit ON {schema}.audit_events; DROP FUNCTION {schema}.block_audit();"
+                )
+            };
+            client.batch_execute(&sql).await.unwrap();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
-    let s = Server::start(Backend::Sqlite).await;
-    let (_t, key) = s.tenant("failclosed").await;
-    s.customers(&key).await;
-    let w = s.ok(&key, Method::POST, "/v1/collections/customers/records?purpose=billing", Some(json!({"records": [{"fields": {"email": "fc@example.com", "phone": "13811112222"}}]}))).await;
-    let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
-    let read = format!("/v1/collections/customers/records/{rid}?purpose=billing&view=plain");
-    s.ok(&key, Method::GET, &read, None).await;
+    for backend in BOTH {
+        let s = Server::start(backend).await;
+        let (_t, key) = s.tenant("failclosed").await;
+        s.customers(&key).await;
+        let w = s.ok(&key, Method::POST, "/v1/collections/customers/records?purpose=billing", Some(json!({"records": [{"fields": {"email": "fc@example.com", "phone": "13811112222"}}]}))).await;
+        let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
+        let read = format!("/v1/collections/customers/records/{rid}?purpose=billing&view=plain");
+        s.ok(&key, Method::GET, &read, None).await;
 
-    let c = sqlite(&s.dir.join("data.db"));
-    c.execute_batch("CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'journal blocked'); END;").unwrap();
-    let (st, v) = s.call(&key, Method::GET, &read, None).await;
-    assert_eq!(
-        (st, v["error"]["code"].as_str()),
-        (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable")),
-        "{v}"
-    );
-    assert!(
-        !v.to_string().contains("fc@example.com") && !v.to_string().contains("13811112222"),
-        "no plaintext without its event"
-    );
-    let (st, v) = s
-        .call(
-            &key,
-            Method::POST,
-            "/v1/collections/customers/records?purpose=billing",
-            Some(json!({"records": [{"fields": {"email": "lost@example.com"}}]})),
-        )
-        .await;
-    assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-    let ready = s
-        .client
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-    let metrics = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains("boveda_audit_available 0"),
-        "the metric says so"
-    );
+        block_journal(&s, true).await;
+        let (st, v) = s.call(&key, Method::GET, &read, None).await;
+        assert_eq!(
+            (st, v["error"]["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("audit_unavailable")),
+            "{v}"
+        );
+        assert!(
+            !v.to_string().contains("fc@example.com") && !v.to_string().contains("13811112222"),
+            "no plaintext without its event"
+        );
+        let (st, v) = s
+            .call(
+                &key,
+                Method::POST,
+                "/v1/collections/customers/records?purpose=billing",
+                Some(json!({"records": [{"fields": {"email": "lost@example.com"}}]})),
+            )
+            .await;
+        assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+        let ready = s
+            .client
+            .get(format!("{}/readyz", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let metrics = s
+            .client
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert!(
+            metrics.contains("boveda_audit_available 0"),
+            "the metric says so"
+        );
 
-    c.execute_batch("DROP TRIGGER block_audit;").unwrap();
-    let ready = s
-        .client
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(
-        ready.status(),
-        StatusCode::OK,
-        "readiness comes back by itself"
-    );
-    let v = s.ok(&key, Method::GET, &read, None).await;
-    assert_eq!(v["fields"]["email"], "fc@example.com");
-    // The refused write left nothing behind; the log is intact.
-    let found = s
-        .ok(
-            &key,
-            Method::POST,
-            "/v1/collections/customers/search?purpose=billing",
-            Some(json!({"field": "email", "value": "lost@example.com"})),
-        )
-        .await;
-    assert!(found["matches"].as_array().unwrap().is_empty());
-    assert_eq!(
-        s.ok(&key, Method::GET, "/v1/audit/verify", None).await["status"],
-        "intact"
-    );
-    s.stop().await;
+        block_journal(&s, false).await;
+        let ready = s
+            .client
+            .get(format!("{}/readyz", s.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            ready.status(),
+            StatusCode::OK,
+            "readiness comes back by itself"
+        );
+        let v = s.ok(&key, Method::GET, &read, None).await;
+        assert_eq!(v["fields"]["email"], "fc@example.com");
+        // The refused write left nothing behind; the log is intact.
+        let found = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/collections/customers/search?purpose=billing",
+                Some(json!({"field": "email", "value": "lost@example.com"})),
+            )
+            .await;
+        assert!(found["matches"].as_array().unwrap().is_empty());
+        assert_eq!(
+            s.ok(&key, Method::GET, "/v1/audit/verify", None).await["status"],
+            "intact"
+        );
+        s.stop().await;
+    }
 }
 
 /// Two nodes on one PostgreSQL database append to the same tenant's chain at the same time:
