@@ -154,6 +154,21 @@ fn denial(d: &Decision) -> Error {
     }
 }
 
+/// How much a denial tells the caller: 2 when only a fresh MFA check is missing, 1 when some
+/// condition is, 0 when no rule would allow.
+fn actionable(d: &Decision) -> u8 {
+    match d {
+        Decision::Deny { missing, .. } if missing.is_empty() => 0,
+        Decision::Deny { missing, .. }
+            if missing.iter().all(|m| matches!(m, Missing::Mfa { .. })) =>
+        {
+            2
+        }
+        Decision::Deny { .. } => 1,
+        Decision::Allow { .. } => 0,
+    }
+}
+
 fn hour_utc(now_ms: i64) -> u8 {
     (now_ms.div_euclid(3_600_000).rem_euclid(24)) as u8
 }
@@ -246,7 +261,14 @@ impl Vault {
                             .refuse(caller, tenant, t, collection, action, purpose, subjects, &d)
                             .await);
                     }
-                    first_denial.get_or_insert(d);
+                    // Report the most actionable denial: a fresh MFA check alone, then
+                    // any missing condition, then the first.
+                    if first_denial
+                        .as_ref()
+                        .is_none_or(|f| actionable(&d) > actionable(f))
+                    {
+                        first_denial = Some(d);
+                    }
                 }
             }
         }

@@ -511,3 +511,86 @@ async fn login_attempts_are_rate_limited_per_address() {
     assert_eq!(statuses[31], StatusCode::TOO_MANY_REQUESTS);
     s.stop().await;
 }
+
+/// A behaviour alert whose configured response is step-up: after repeated denials the staff
+/// member's session no longer counts as recently MFA-checked, so the clear read that needs a
+/// fresh check is refused until they pass TOTP again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_alert_with_a_step_up_response_makes_the_session_pass_mfa_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = crate::harness::config(
+        Backend::Sqlite,
+        tmp.path(),
+        &crate::harness::Options::default(),
+    );
+    cfg.set("vault.alert_step_up", "repeated_denials").unwrap();
+    let s = Server::start_config(cfg, false).await;
+    let (tenant, admin) = s.tenant("stepupco").await;
+    s.customers(&admin).await;
+    let mut settings = s.ok(&admin, Method::GET, "/v1/settings", None).await["settings"].clone();
+    settings["purposes"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!("marketing"));
+    s.ok(&admin, Method::PUT, "/v1/settings", Some(settings))
+        .await;
+    let policy: Value = serde_json::from_str(POLICY).unwrap();
+    s.ok(&admin, Method::PUT, "/v1/policy", Some(policy)).await;
+    let w = s
+        .ok(
+            &admin,
+            Method::POST,
+            "/v1/collections/customers/records?purpose=billing",
+            Some(json!({"records": [{"fields": {"email": "c@example.com", "phone": "+86 138 1234 5678"}}]})),
+        )
+        .await;
+    let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
+    let read = |purpose: &str| {
+        format!("/v1/collections/customers/records/{rid}?purpose={purpose}&view=plain")
+    };
+    let fraud = enrol(
+        &s,
+        &admin,
+        "fraude@stepupco.example",
+        "Nuria Fraude",
+        &["fraud_investigator"],
+    )
+    .await;
+    eligible(&s, &admin, &fraud, None).await;
+    // A recovery code logs in (with MFA) and leaves the next TOTP step for the step-up.
+    let (st, v) = login(&s, &tenant, &fraud, &fraud.recovery[0]).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let session = v["session_token"].as_str().unwrap().to_owned();
+    let clear = s
+        .ok(&session, Method::GET, &read("fraud_prevention"), None)
+        .await;
+    assert_eq!(clear["fields"]["phone"], "+8613812345678");
+
+    for _ in 0..12 {
+        let (st, _) = s
+            .call(&session, Method::GET, &read("marketing"), None)
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+    let alerts = s.ok(&admin, Method::GET, "/v1/alerts", None).await;
+    assert!(alerts.to_string().contains("repeated_denials"), "{alerts}");
+    let (st, v) = s
+        .call(&session, Method::GET, &read("fraud_prevention"), None)
+        .await;
+    assert_eq!(
+        (st, v["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("mfa_step_up_required")),
+        "{v}"
+    );
+    s.ok(
+        &session,
+        Method::POST,
+        "/v1/auth/step-up",
+        Some(json!({"code": code_at(&fraud.secret, now() + 30).as_str()})),
+    )
+    .await;
+    let clear = s
+        .ok(&session, Method::GET, &read("fraud_prevention"), None)
+        .await;
+    assert_eq!(clear["fields"]["phone"], "+8613812345678");
+}
