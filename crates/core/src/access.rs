@@ -147,8 +147,7 @@ fn denial(d: &Decision) -> Error {
         Decision::Deny { rule, missing } => Error::Denied {
             rule: rule.clone(),
             missing: describe(missing),
-            step_up: !missing.is_empty()
-                && missing.iter().all(|m| matches!(m, Missing::Mfa { .. })),
+            step_up: actionable(d) == 2,
         },
         Decision::Allow { .. } => Error::Internal("denial of an allow"),
     }

@@ -219,7 +219,7 @@ fn to_row(
     })
 }
 
-fn from_row(r: &IncidentRow) -> Result<Incident, Error> {
+pub(crate) fn from_row(r: &IncidentRow) -> Result<Incident, Error> {
     serde_json::from_str(&r.doc).map_err(|_| Error::Integrity("incident document"))
 }
 

@@ -9,7 +9,7 @@
 //! a personal value: contact data is decrypted when a notice is handed to a channel, and only
 //! into the message ([`Outgoing`]), whose personal parts are [`Pii`].
 
-use crate::incident::{Incident, handler};
+use crate::incident::{Incident, from_row, handler};
 use crate::principal::Caller;
 use crate::vault::{TenantCache, Vault, decode_fields, now_ms};
 use crate::{Error, IncidentId, SubjectId, TenantId};
@@ -220,12 +220,14 @@ impl NoticeSettings {
     }
 }
 
-/// HTTPS anywhere; plain HTTP only to this machine (a local relay, tests).
+/// HTTPS anywhere; plain HTTP only to this machine (a local relay, tests). The server's
+/// audit and alert webhooks follow the same rule.
 pub fn webhook_allowed(url: &str) -> bool {
     url.starts_with("https://")
-        || ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+        || ["http://127.0.0.1", "http://localhost", "http://[::1]"]
             .iter()
-            .any(|p| url.starts_with(p))
+            .filter_map(|host| url.strip_prefix(host))
+            .any(|rest| rest.is_empty() || rest.starts_with([':', '/']))
 }
 
 /// Placeholders a template may use.
@@ -796,7 +798,7 @@ fn channel_field<'a>(f: &'a ContactFields, channel: &str, guardian: bool) -> Opt
 impl Vault {
     fn notice_settings(t: &TenantCache) -> Result<NoticeSettings, Error> {
         t.settings.notice.clone().ok_or_else(|| {
-            Error::Conflict("the tenant has no `notice` settings (PUT /v1/tenant/settings)".into())
+            Error::Conflict("the tenant has no `notice` settings (PUT /v1/settings)".into())
         })
     }
 
@@ -996,14 +998,16 @@ impl Vault {
             .filter(|n| n.status != "not_required")
             .count() as u64;
         let unreachable = notices.iter().filter(|n| n.status == "unreachable").count() as u64;
-        let announcement = if individual > 0 && individual >= s.public_over_count {
+        // Past either threshold, individual notice is impractical: the announcement replaces it.
+        let over_count = individual > 0 && individual >= s.public_over_count;
+        let over_share = unreachable > 0
+            && unreachable * 100 >= u64::from(s.public_unreachable_percent) * individual;
+        let announcement = if over_count {
             Some(format!(
                 "{individual} individual notices reach the threshold of {}",
                 s.public_over_count
             ))
-        } else if unreachable > 0
-            && unreachable * 100 >= u64::from(s.public_unreachable_percent) * individual
-        {
+        } else if over_share {
             Some(format!(
                 "{unreachable} of {individual} subjects unreachable, at or past {} %",
                 s.public_unreachable_percent
@@ -1013,10 +1017,7 @@ impl Vault {
         } else {
             None
         };
-        let replace_all = announcement.is_some()
-            && (individual >= s.public_over_count
-                || unreachable * 100 >= u64::from(s.public_unreachable_percent) * individual);
-        if replace_all {
+        if over_count || over_share {
             for n in notices.iter_mut().filter(|n| n.status == "queued") {
                 n.status = "covered".into();
                 n.reason = Some("told by public announcement".into());
@@ -1249,8 +1250,7 @@ impl Vault {
                 continue;
             };
             for irow in self.st("incidents").incidents(tenant).await? {
-                let incident: Incident = serde_json::from_str(&irow.doc)
-                    .map_err(|_| Error::Integrity("incident document"))?;
+                let incident = from_row(&irow)?;
                 let approved = incident
                     .notice_plan
                     .as_ref()

@@ -503,9 +503,7 @@ impl Config {
             ("audit.alert_webhook", &self.audit.alert_webhook),
         ] {
             if let Some(u) = url
-                && !(u.starts_with("https://")
-                    || u.starts_with("http://127.0.0.1")
-                    || u.starts_with("http://localhost"))
+                && !boveda_core::notice::webhook_allowed(u)
             {
                 return bad(key, "an https:// URL (plain http only to this machine)");
             }

@@ -79,7 +79,6 @@ impl Notifier {
                     .join("letters")
                     .join(format!("{}.pdf", o.key.replace(':', "-")));
                 let bytes = pdf::letter(
-                    "",
                     o.name.expose(),
                     o.to.expose(),
                     o.subject.expose(),

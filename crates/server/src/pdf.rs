@@ -17,14 +17,17 @@ pub struct Document {
     y: f32,
 }
 
+fn is_cjk(c: char) -> bool {
+    ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c)
+}
+
 fn has_cjk(s: &str) -> bool {
-    s.chars()
-        .any(|c| ('\u{2e80}'..='\u{9fff}').contains(&c) || ('\u{ff00}'..='\u{ffef}').contains(&c))
+    s.chars().any(is_cjk)
 }
 
 /// Width of a character in text-space units of 1/SIZE.
 fn advance(c: char, cjk: bool) -> f32 {
-    if cjk || !c.is_ascii() && has_cjk(c.encode_utf8(&mut [0; 4])) {
+    if cjk || is_cjk(c) {
         1.0
     } else if c.is_ascii_uppercase() || c == 'm' || c == 'w' {
         0.72
@@ -178,11 +181,10 @@ impl Document {
     }
 }
 
-/// A letter: the sender at the top, the recipient's name and address in the window of a
-/// DL envelope (45 mm from the top), then the title and the message.
-pub fn letter(sender: &str, name: &str, address: &str, title: &str, body: &str) -> Vec<u8> {
+/// A letter: the recipient's name and address in the window of a DL envelope (45 mm from the
+/// top), then the title and the message (which the sender signs).
+pub fn letter(name: &str, address: &str, title: &str, body: &str) -> Vec<u8> {
     let mut d = Document::new(&format!("{title}{body}"));
-    d.text(sender, 0.0);
     d.at(HEIGHT - 45.0 * 72.0 / 25.4 - 12.0);
     d.text(name, 0.0);
     d.text(address, 0.0);
@@ -245,7 +247,6 @@ mod tests {
     #[test]
     fn latin_letter_is_a_valid_pdf_with_the_text() {
         let pdf = letter(
-            "ACME",
             "Ana Pérez",
             "Calle Mayor 1\n28013 Madrid",
             "Aviso",
