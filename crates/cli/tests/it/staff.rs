@@ -221,6 +221,26 @@ fn invite_enrol_login_and_policy_commands() {
     let listed = json(&run(&args(&["incident", "list"]), &home, ""));
     assert_eq!(listed["incidents"].as_array().unwrap().len(), 1);
 
+    // Notices: without the tenant's `notice` settings nothing can be planned; the creator may
+    // not approve; a jurisdiction other than gdpr or pipl has no report.
+    let plan = run(&args(&["incident", "plan-notices", &id]), &home, "");
+    assert_eq!(plan.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&plan.stderr).contains("notice"),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    let approve = run(&args(&["incident", "approve-notices", &id]), &home, "");
+    assert_eq!(
+        approve.status.code(),
+        Some(2),
+        "the creator may not approve"
+    );
+    let report = run(&args(&["incident", "report", &id, "ccpa"]), &home, "");
+    assert_eq!(report.status.code(), Some(2));
+    let notices = json(&run(&args(&["incident", "notices", &id]), &home, ""));
+    assert!(notices["notices"].as_array().unwrap().is_empty());
+
     let _ = Command::new("kill")
         .args(["-TERM", &s.child.id().to_string()])
         .status();
