@@ -415,6 +415,7 @@ impl Vault {
                 .map(|s| audit_key(&t).pseudonym("subject", s.as_bytes())),
             purpose: q.purpose.clone(),
             outcome: q.outcome.clone(),
+            to_seq: None,
         };
         let stored = self
             .st("audit_events")

@@ -10,9 +10,12 @@ use crate::Error;
 use crate::principal::{Caller, PrincipalKind};
 use crate::vault::{Vault, now_ms};
 use boveda_audit::{Event, Outcome};
-use boveda_store::{AuditFilter, IncidentId, IncidentRow, PrincipalId, SubjectId, TenantId};
+use boveda_store::{
+    AuditFilter, IncidentId, IncidentRow, PrincipalId, StoredEvent, SubjectId, TenantId,
+};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 /// What an incident is about.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -155,16 +158,17 @@ pub struct SubjectExposure {
     pub pseudonym: String,
     /// `clear` (seen in plain), `masked` (only masked or redacted) or `ciphertext_only`.
     pub exposure: &'static str,
-    /// Categories of data touched.
-    pub categories: BTreeSet<String>,
-    /// Fields touched.
-    pub fields: BTreeSet<String>,
-    /// Grades touched.
-    pub grades: BTreeSet<String>,
-    /// Views used.
-    pub views: BTreeSet<String>,
-    /// Accesses per category.
-    pub counts: BTreeMap<String, u64>,
+    /// Categories of data touched, sorted.
+    pub categories: Vec<Arc<str>>,
+    /// Fields touched (`collection.field`), sorted.
+    pub fields: Vec<Arc<str>>,
+    /// Grades touched, sorted.
+    pub grades: Vec<Arc<str>>,
+    /// Views used, sorted.
+    pub views: Vec<Arc<str>>,
+    /// Accesses per category, sorted by category (a JSON object).
+    #[serde(serialize_with = "as_map")]
+    pub counts: Vec<(Arc<str>, u64)>,
     /// First exposure, Unix milliseconds.
     pub first_ms: i64,
     /// Last exposure, Unix milliseconds.
@@ -616,76 +620,100 @@ impl Vault {
         let mut per: HashMap<[u8; 32], Acc> = HashMap::new();
         let mut names = Names::default();
         let mut examined = 0u64;
+        // The log in slices of sequence numbers, fetched in parallel (pages of 10,000 events)
+        // while this task counts: the order of events does not change the result.
+        let head = self
+            .st("audit_head")
+            .audit_head(tenant)
+            .await?
+            .map_or(0, |h| h.0);
+        let slices = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) as u64;
+        let (tx, mut rx) =
+            tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, Error>>(slices as usize);
+        let mut fetchers = tokio::task::JoinSet::new();
         for principal in principals {
-            let filter = AuditFilter {
-                from_ms: scope.from_ms,
-                to_ms: scope.to_ms,
-                principal,
-                outcome: Some("allowed".into()),
-                ..AuditFilter::default()
-            };
-            // Pages of 10,000 events: the next page is fetched while this one is counted.
-            let store = self.st("audit_events");
-            let mut page = store.audit_events(tenant, &filter, 0, 10_000).await?;
-            let mut touched: Vec<(u16, Option<(u16, u16)>)> = Vec::new();
-            while let Some(last) = page.last() {
-                let after = last.seq;
-                let (next, counted) =
-                    tokio::join!(store.audit_events(tenant, &filter, after, 10_000), async {
-                        for s in &page {
-                            examined += 1;
-                            let e = Event::decode(&s.encoded)
-                                .map_err(|_| Error::Integrity("audit event"))?;
-                            if !matches!(e.action.as_str(), "record.read" | "record.search") {
-                                continue;
-                            }
-                            let Some(collection) = &e.collection else {
-                                continue;
-                            };
-                            if !scope.collections.is_empty()
-                                && !scope.collections.contains(collection)
-                            {
-                                continue;
-                            }
-                            let spec = t.collections.get(collection);
-                            let view = e.view.as_deref().unwrap_or_default();
-                            let view_id = names.id(view);
-                            touched.clear();
-                            for f in &e.fields {
-                                let field = names.field(collection, f);
-                                let class = spec.and_then(|s| s.fields.get(f)).map(|fs| {
-                                    (names.id(fs.category.as_str()), names.id(fs.grade.as_str()))
-                                });
-                                touched.push((field, class));
-                            }
-                            for subject in &e.subjects {
-                                let x = per
-                                    .entry(*subject)
-                                    .or_insert_with(|| Acc::new(None, "masked", e.at_ms));
-                                x.first_ms = x.first_ms.min(e.at_ms);
-                                x.last_ms = x.last_ms.max(e.at_ms);
-                                add(&mut x.views, view_id);
-                                if view == "plain" {
-                                    x.exposure = "clear";
-                                }
-                                for (field, class) in &touched {
-                                    add(&mut x.fields, *field);
-                                    if let Some((cat, grade)) = class {
-                                        add(&mut x.grades, *grade);
-                                        match x.counts.iter_mut().find(|(c, _)| c == cat) {
-                                            Some((_, n)) => *n += 1,
-                                            None => x.counts.push((*cat, 1)),
-                                        }
-                                    }
-                                }
-                            }
+            for k in 0..slices {
+                let filter = AuditFilter {
+                    from_ms: scope.from_ms,
+                    to_ms: scope.to_ms,
+                    principal: principal.clone(),
+                    outcome: Some("allowed".into()),
+                    to_seq: Some(head * (k + 1) / slices),
+                    ..AuditFilter::default()
+                };
+                let (vault, tx) = (self.clone(), tx.clone());
+                let mut after = head * k / slices;
+                fetchers.spawn(async move {
+                    loop {
+                        let page = vault
+                            .st("audit_events")
+                            .audit_events(tenant, &filter, after, 10_000)
+                            .await
+                            .map_err(Error::from);
+                        let last = page.as_ref().map(|p| p.last().map(|e| e.seq));
+                        match last {
+                            Ok(None) => break,
+                            Ok(Some(seq)) => after = seq,
+                            Err(_) => {}
                         }
-                        Ok::<(), Error>(())
-                    });
-                counted?;
-                page = next?;
+                        let stop = page.is_err();
+                        if tx.send(page).await.is_err() || stop {
+                            break;
+                        }
+                    }
+                });
             }
         }
+        drop(tx);
+        let mut touched: Vec<(u16, Option<(u16, u16)>)> = Vec::new();
+        while let Some(page) = rx.recv().await {
+            for s in &page? {
+                examined += 1;
+                let e = Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
+                if !matches!(e.action.as_str(), "record.read" | "record.search") {
+                    continue;
+                }
+                let Some(collection) = &e.collection else {
+                    continue;
+                };
+                if !scope.collections.is_empty() && !scope.collections.contains(collection) {
+                    continue;
+                }
+                let spec = t.collections.get(collection);
+                let view = e.view.as_deref().unwrap_or_default();
+                let view_id = names.id(view);
+                touched.clear();
+                for f in &e.fields {
+                    let field = names.field(collection, f);
+                    let class = spec
+                        .and_then(|s| s.fields.get(f))
+                        .map(|fs| (names.id(fs.category.as_str()), names.id(fs.grade.as_str())));
+                    touched.push((field, class));
+                }
+                for subject in &e.subjects {
+                    let x = per
+                        .entry(*subject)
+                        .or_insert_with(|| Acc::new(None, "masked", e.at_ms));
+                    x.first_ms = x.first_ms.min(e.at_ms);
+                    x.last_ms = x.last_ms.max(e.at_ms);
+                    add(&mut x.views, view_id);
+                    if view == "plain" {
+                        x.exposure = "clear";
+                    }
+                    for (field, class) in &touched {
+                        add(&mut x.fields, *field);
+                        if let Some((cat, grade)) = class {
+                            add(&mut x.grades, *grade);
+                            match x.counts.iter_mut().find(|(c, _)| c == cat) {
+                                Some((_, n)) => *n += 1,
+                                None => x.counts.push((*cat, 1)),
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        while fetchers.join_next().await.is_some() {}
         // Subjects whose keys a compromised KEK version wraps: their ciphertext may be opened
         // by whoever holds that version and a copy of the data.
         if !scope.key_versions.is_empty() {
@@ -728,45 +756,51 @@ impl Vault {
                 }
             }
         }
-        let name = |ids: &[u16]| -> BTreeSet<String> {
-            ids.iter()
-                .map(|i| names.list[usize::from(*i)].clone())
-                .collect()
+        // Names are shared: a million subjects touch a handful of fields, views and grades.
+        let name = |ids: &[u16]| -> Vec<Arc<str>> {
+            let mut v: Vec<Arc<str>> = ids
+                .iter()
+                .map(|i| Arc::clone(&names.list[usize::from(*i)]))
+                .collect();
+            v.sort_unstable();
+            v
         };
-        let mut subjects: Vec<SubjectExposure> = per
+        // Sorted by first exposure, then pseudonym (bytes sort as their hex does).
+        let mut per: Vec<([u8; 32], Acc)> = per.into_iter().collect();
+        per.sort_unstable_by(|a, b| a.1.first_ms.cmp(&b.1.first_ms).then(a.0.cmp(&b.0)));
+        let mut per_category = vec![0u64; names.list.len()];
+        let subjects: Vec<SubjectExposure> = per
             .into_iter()
-            .map(|(p, x)| SubjectExposure {
-                subject_id: x.subject_id,
-                pseudonym: hex::encode(p),
-                exposure: x.exposure,
-                categories: x
+            .map(|(p, x)| {
+                let mut counts: Vec<(Arc<str>, u64)> = x
                     .counts
                     .iter()
-                    .map(|(c, _)| names.list[usize::from(*c)].clone())
-                    .collect(),
-                fields: name(&x.fields),
-                grades: name(&x.grades),
-                views: name(&x.views),
-                counts: x
-                    .counts
-                    .iter()
-                    .map(|(c, n)| (names.list[usize::from(*c)].clone(), *n))
-                    .collect(),
-                first_ms: x.first_ms,
-                last_ms: x.last_ms,
+                    .map(|(c, n)| {
+                        per_category[usize::from(*c)] += 1;
+                        (Arc::clone(&names.list[usize::from(*c)]), *n)
+                    })
+                    .collect();
+                counts.sort_unstable();
+                SubjectExposure {
+                    subject_id: x.subject_id,
+                    pseudonym: hex::encode(p),
+                    exposure: x.exposure,
+                    categories: counts.iter().map(|(c, _)| Arc::clone(c)).collect(),
+                    fields: name(&x.fields),
+                    grades: name(&x.grades),
+                    views: name(&x.views),
+                    counts,
+                    first_ms: x.first_ms,
+                    last_ms: x.last_ms,
+                }
             })
             .collect();
-        subjects.sort_by(|a, b| {
-            a.first_ms
-                .cmp(&b.first_ms)
-                .then(a.pseudonym.cmp(&b.pseudonym))
-        });
-        let mut by_category = BTreeMap::new();
-        for s in &subjects {
-            for c in &s.categories {
-                *by_category.entry(c.clone()).or_default() += 1;
-            }
-        }
+        let by_category: BTreeMap<String, u64> = per_category
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(i, n)| (names.list[i].to_string(), *n))
+            .collect();
         let count = |e: &str| subjects.iter().filter(|s| s.exposure == e).count() as u64;
         Ok(BlastRadius {
             clear: count("clear"),
@@ -816,7 +850,7 @@ fn add(set: &mut Vec<u16>, id: u16) {
 /// Names met in one computation, each with a small id.
 #[derive(Default)]
 struct Names {
-    list: Vec<String>,
+    list: Vec<Arc<str>>,
     ids: HashMap<String, u16>,
     key: String,
 }
@@ -827,7 +861,7 @@ impl Names {
             return *i;
         }
         let i = u16::try_from(self.list.len()).unwrap_or(u16::MAX);
-        self.list.push(name.to_owned());
+        self.list.push(Arc::from(name));
         self.ids.insert(name.to_owned(), i);
         i
     }
@@ -843,4 +877,9 @@ impl Names {
         self.key = key;
         i
     }
+}
+
+/// Serializes `(key, value)` pairs as a JSON object.
+fn as_map<S: serde::Serializer>(pairs: &[(Arc<str>, u64)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_map(pairs.iter().map(|(k, v)| (k, v)))
 }

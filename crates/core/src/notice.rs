@@ -1080,7 +1080,7 @@ impl Vault {
                 radius
                     .subjects
                     .iter()
-                    .map(|x| x.counts.values().sum::<u64>())
+                    .map(|x| x.counts.iter().map(|(_, n)| n).sum::<u64>())
                     .sum(),
             ),
         };
@@ -1189,7 +1189,7 @@ impl Vault {
         let records: u64 = radius
             .subjects
             .iter()
-            .map(|x| x.counts.values().sum::<u64>())
+            .map(|x| x.counts.iter().map(|(_, n)| n).sum::<u64>())
             .sum();
         let counts = (radius.subjects.len() as u64, radius.clear, records);
         let facts = Facts::new(&incident, &s, language, &categories, counts);

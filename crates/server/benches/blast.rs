@@ -5,6 +5,9 @@
 //! so the chain is real), then times `blast_radius` for an incident whose scope is one stolen
 //! principal holding a tenth of the events. `BLAST_BACKENDS=sqlite,postgres` (default both).
 //!
+//! `BLAST_KEEP=DIR` keeps the loaded database in `DIR/<backend>` (and its PostgreSQL schema) and
+//! reuses it on the next run, which then only measures.
+//!
 //! `cargo bench -p boveda-server --bench blast` prints the figures. Not a test.
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -29,21 +32,74 @@ async fn caller(vault: &Vault, token: &str) -> Caller {
 
 async fn run(backend: &str, events: usize, subjects: usize) {
     let tmp = tempfile::tempdir().unwrap();
+    let keep = std::env::var("BLAST_KEEP")
+        .ok()
+        .map(|d| std::path::PathBuf::from(d).join(backend));
+    let dir = keep.clone().unwrap_or_else(|| tmp.path().to_path_buf());
+    std::fs::create_dir_all(&dir).unwrap();
+    let saved: Option<serde_json::Value> = std::fs::read(dir.join("bench.json"))
+        .ok()
+        .map(|b| serde_json::from_slice(&b).unwrap());
     let mut cfg = boveda_server::config::Config {
-        data_dir: tmp.path().to_path_buf(),
+        data_dir: dir.clone(),
         ..Default::default()
     };
     cfg.log.level = "error".into();
     if backend == "postgres" {
         cfg.storage.postgres_url = Some(boveda_store::postgres::test_url());
-        cfg.storage.postgres_schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
+        cfg.storage.postgres_schema = match &saved {
+            Some(s) => s["schema"].as_str().unwrap().to_owned(),
+            None => format!("bench_{}", uuid::Uuid::now_v7().simple()),
+        };
     }
     let mut vc = cfg.vault_config();
     vc.checkpoint_every = 0;
     let p = boveda_server::setup::prepare_with(&cfg, vc).await.unwrap();
     let vault = p.vault;
-    let token = std::fs::read_to_string(tmp.path().join("bootstrap-operator.token")).unwrap();
-    let op = caller(&vault, token.trim()).await;
+    let (admin, incident, load) = match saved {
+        Some(s) => (
+            caller(&vault, s["admin"].as_str().unwrap()).await,
+            serde_json::from_value(s["incident"].clone()).unwrap(),
+            s["load"].as_f64().unwrap(),
+        ),
+        None => {
+            let (key, incident, load) = load(&cfg, &vault, events, subjects).await;
+            if keep.is_some() {
+                let saved = serde_json::json!({"schema": cfg.storage.postgres_schema,
+                    "admin": key, "incident": incident, "load": load});
+                std::fs::write(dir.join("bench.json"), saved.to_string()).unwrap();
+            }
+            (caller(&vault, &key).await, incident, load)
+        }
+    };
+    measure(backend, &vault, &admin, incident, events, subjects, load).await;
+    if backend == "postgres" && keep.is_none() {
+        // Leave the shared server as it was: the bench's tables hold gigabytes.
+        let (client, conn) =
+            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "DROP SCHEMA {} CASCADE",
+                cfg.storage.postgres_schema
+            ))
+            .await
+            .unwrap();
+    }
+}
+
+/// Loads the tenant, its subjects and events; returns the admin's API key, the incident and
+/// the load time in seconds.
+async fn load(
+    cfg: &boveda_server::config::Config,
+    vault: &Vault,
+    events: usize,
+    subjects: usize,
+) -> (String, boveda_core::IncidentId, f64) {
+    let token = std::fs::read_to_string(cfg.data_dir.join("bootstrap-operator.token")).unwrap();
+    let op = caller(vault, token.trim()).await;
     let tenant = vault.create_tenant(&op, "bench", None).await.unwrap().id;
     let account = |name: &str, roles: &[&str]| {
         serde_json::from_value::<boveda_core::Grants>(serde_json::json!({
@@ -56,7 +112,8 @@ async fn run(backend: &str, events: usize, subjects: usize) {
         .create_service_account(&op, tenant, &name, grants)
         .await
         .unwrap();
-    let admin = caller(&vault, admin.api_key.expose()).await;
+    let key = admin.api_key.expose().to_owned();
+    let admin = caller(vault, &key).await;
     vault
         .put_collection(
             &admin,
@@ -71,7 +128,7 @@ async fn run(backend: &str, events: usize, subjects: usize) {
         .unwrap();
 
     // Subjects: a key row each (the blast radius maps pseudonyms back to ids through them).
-    let store = boveda_server::setup::store(&cfg).await.unwrap();
+    let store = boveda_server::setup::store(cfg).await.unwrap();
     let start = Instant::now();
     let ids: Vec<SubjectId> = (0..subjects).map(|_| SubjectId::generate()).collect();
     for chunk in ids.chunks(10_000) {
@@ -145,7 +202,23 @@ async fn run(backend: &str, events: usize, subjects: usize) {
     if !batch.is_empty() {
         store.append_audit(&batch).await.unwrap();
     }
+    if cfg.storage.postgres_url.is_some() {
+        // A default server's autovacuum analyzes new tables; this machine's has it off.
+        let (client, conn) =
+            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        client
+            .batch_execute(&format!(
+                "SET search_path = {}; ANALYZE",
+                cfg.storage.postgres_schema
+            ))
+            .await
+            .unwrap();
+    }
     let load = start.elapsed().as_secs_f64();
+    eprintln!("{events} events loaded in {load:.0} s");
 
     let incident = vault
         .open_incident(
@@ -157,11 +230,24 @@ async fn run(backend: &str, events: usize, subjects: usize) {
         )
         .await
         .unwrap();
+    (key, incident.id, load)
+}
+
+async fn measure(
+    backend: &str,
+    vault: &Vault,
+    admin: &Caller,
+    incident: boveda_core::IncidentId,
+    events: usize,
+    subjects: usize,
+    load: f64,
+) {
     let mut times = Vec::new();
     let mut radius = None;
     for _ in 0..3 {
+        drop(radius.take());
         let start = Instant::now();
-        radius = Some(vault.blast_radius(&admin, incident.id).await.unwrap());
+        radius = Some(vault.blast_radius(admin, incident).await.unwrap());
         times.push(start.elapsed().as_secs_f64());
     }
     times.sort_by(f64::total_cmp);
@@ -174,21 +260,6 @@ async fn run(backend: &str, events: usize, subjects: usize) {
         r.clear,
         r.masked_only
     );
-    if backend == "postgres" {
-        // Leave the shared server as it was: the bench's tables hold gigabytes.
-        let (client, conn) =
-            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA {} CASCADE",
-                cfg.storage.postgres_schema
-            ))
-            .await
-            .unwrap();
-    }
 }
 
 #[tokio::main]

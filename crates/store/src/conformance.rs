@@ -805,6 +805,23 @@ async fn audit_journal(store: &dyn Store, p: &str) {
         by_subject.iter().map(|e| e.seq).collect::<Vec<_>>(),
         vec![1]
     );
+    let slice = store
+        .audit_events(
+            t.id,
+            &AuditFilter {
+                to_seq: Some(3),
+                ..Default::default()
+            },
+            1,
+            100,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        slice.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 3],
+        "a slice of the log"
+    );
     assert_eq!(
         store
             .audit_events(t.id, &AuditFilter::default(), 2, 1)

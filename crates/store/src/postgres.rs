@@ -483,6 +483,19 @@ impl PostgresStore {
         };
         migrate(&data, "data", DATA_MIGRATIONS).await?;
         migrate(&keys, "keys", KEY_MIGRATIONS).await?;
+        // Paged scans (audit events, subjects) need the planner's statistics, which autovacuum
+        // keeps; without them a page can cost a scan of the whole table.
+        let autovacuum: String = data
+            .get()
+            .await?
+            .query_one("SHOW autovacuum", &[])
+            .await?
+            .get(0);
+        if autovacuum != "on" {
+            tracing::warn!(
+                "PostgreSQL autovacuum is off: run ANALYZE regularly, or paged scans of large tables slow down"
+            );
+        }
         Ok(Self {
             data,
             keys,
@@ -1338,6 +1351,7 @@ impl Store for PostgresStore {
         let after = after_seq as i64;
         let lim = limit as i64;
         let subject = f.subject.map(|s| s.to_vec());
+        let to_seq = f.to_seq.map(|s| s as i64);
         let rows = c
             .query(
                 "SELECT e.seq, e.encoded, e.hash FROM audit_events e
@@ -1347,8 +1361,9 @@ impl Store for PostgresStore {
                    AND ($7::text IS NULL OR e.collection = $7) AND ($8::text IS NULL OR e.purpose = $8)
                    AND ($9::text IS NULL OR e.outcome = $9)
                    AND ($10::bytea IS NULL OR e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = e.tenant AND s.subject = $10))
+                   AND ($12::int8 IS NULL OR e.seq <= $12)
                  ORDER BY e.seq LIMIT $11",
-                &[&t, &after, &f.from_ms, &f.to_ms, &f.principal, &f.action, &f.collection, &f.purpose, &f.outcome, &subject, &lim],
+                &[&t, &after, &f.from_ms, &f.to_ms, &f.principal, &f.action, &f.collection, &f.purpose, &f.outcome, &subject, &lim, &to_seq],
             )
             .await?;
         rows.iter()

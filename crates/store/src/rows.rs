@@ -243,6 +243,8 @@ pub struct AuditFilter {
     pub purpose: Option<String>,
     /// Outcome: `allowed`, `denied` or `failed`.
     pub outcome: Option<String>,
+    /// Up to this sequence number, inclusive (a slice of the log, for parallel scans).
+    pub to_seq: Option<u64>,
 }
 
 /// An alert of behaviour analytics, linked to the audit events that raised it.

@@ -1635,6 +1635,7 @@ impl Store for SqliteStore {
                 if let Some(v) = &f.collection { push(" AND e.collection = ?", v.clone().into()); }
                 if let Some(v) = &f.purpose { push(" AND e.purpose = ?", v.clone().into()); }
                 if let Some(v) = &f.outcome { push(" AND e.outcome = ?", v.clone().into()); }
+                if let Some(v) = f.to_seq { push(" AND e.seq <= ?", (v as i64).into()); }
                 if let Some(v) = f.subject {
                     push(" AND e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = e.tenant AND s.subject = ?)", v.to_vec().into());
                 }
