@@ -608,6 +608,19 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// When delivery should next take this notice up: its next attempt, or the end of the send
+    /// lease of a node that claimed it; `None` once nothing more is to be done.
+    fn due_ms(&self, lease_ms: i64) -> Option<i64> {
+        if self.channel >= self.channels.len() {
+            return None;
+        }
+        match self.status.as_str() {
+            "queued" | "fell_back" => Some(self.next_attempt_ms),
+            "sending" => Some(self.updated_ms + lease_ms),
+            _ => None,
+        }
+    }
+
     fn new(key: String, kind: &str, language: &str, channels: Vec<String>, status: &str) -> Self {
         Self {
             key,
@@ -1059,6 +1072,7 @@ impl Vault {
                     key: n.key.clone(),
                     doc: json(n)?,
                     version: 1,
+                    due_ms: n.due_ms(0),
                 })
             })
             .collect::<Result<Vec<_>, Error>>()?;
@@ -1259,17 +1273,13 @@ impl Vault {
                     continue;
                 }
                 let mut claimed = Vec::new();
-                for row in self.st("notices").notices(tenant, incident.id).await? {
-                    if out.len() + claimed.len() >= limit {
-                        break;
-                    }
+                let due = self
+                    .st("due_notices")
+                    .due_notices(tenant, incident.id, now, limit - out.len())
+                    .await?;
+                for row in due {
                     let mut n = parse(&row)?;
-                    let due = match n.status.as_str() {
-                        "queued" | "fell_back" => n.next_attempt_ms <= now,
-                        "sending" => n.updated_ms + lease_ms <= now,
-                        _ => false,
-                    };
-                    if !due || n.channel >= n.channels.len() {
+                    if n.due_ms(lease_ms).is_none_or(|d| d > now) {
                         continue;
                     }
                     n.status = "sending".into();
@@ -1277,6 +1287,7 @@ impl Vault {
                     let next = NoticeRow {
                         doc: json(&n)?,
                         version: row.version + 1,
+                        due_ms: n.due_ms(lease_ms),
                         ..row.clone()
                     };
                     if self
@@ -1427,6 +1438,7 @@ impl Vault {
             let next = NoticeRow {
                 doc: json(&n)?,
                 version: row.version + 1,
+                due_ms: n.due_ms(0),
                 ..row.clone()
             };
             if self

@@ -931,13 +931,19 @@ async fn incidents(store: &dyn Store, p: &str) {
     );
     assert_eq!(store.incidents(t.id).await.unwrap(), vec![i2]);
 
-    // Notices: insert-or-ignore by key, key order, compare-and-swap, tenant isolation.
+    // Notices: insert-or-ignore by key, key order, compare-and-swap, due order, tenant
+    // isolation.
     let notice = |key: &str, doc: &str| NoticeRow {
         tenant: t.id,
         incident: i.id,
         key: key.into(),
         doc: doc.into(),
         version: 1,
+        due_ms: Some(match key {
+            "s:a" => 10,
+            "s:b" => 20,
+            _ => 30,
+        }),
     };
     assert_eq!(
         store
@@ -960,12 +966,35 @@ async fn incidents(store: &dyn Store, p: &str) {
         ["s:a", "s:b", "s:c"]
     );
     assert_eq!(got[0].doc, "{}");
+    let due = |now, limit| async move {
+        store
+            .due_notices(t.id, i.id, now, limit)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|n| n.key)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        due(25, 10).await,
+        ["s:a", "s:b"],
+        "due by time, earliest first"
+    );
     let sent = NoticeRow {
         doc: r#"{"state":"sent"}"#.into(),
         version: 2,
+        due_ms: None,
         ..notice("s:a", "")
     };
     assert!(store.update_notice(&sent, 1).await.unwrap());
+    assert_eq!(due(100, 1).await, ["s:b"], "a finished notice is never due");
+    assert!(
+        store
+            .due_notices(TenantId::generate(), i.id, 100, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     assert!(
         !store.update_notice(&sent, 1).await.unwrap(),
         "compare and swap"

@@ -268,6 +268,15 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64>;
     /// An incident's notices in key order.
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>>;
+    /// Notices of an incident due at `now_ms` (`due_ms <= now_ms`), earliest first, at most
+    /// `limit`.
+    async fn due_notices(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<NoticeRow>>;
     /// One notice of an incident.
     async fn notice(
         &self,

@@ -91,6 +91,11 @@ CREATE TABLE notices (
     r#"
 CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
 "#,
+    r#"
+ALTER TABLE notices ADD COLUMN due_ms BIGINT;
+UPDATE notices SET due_ms = 0 WHERE doc::jsonb ->> 'status' IN ('queued', 'sending', 'fell_back');
+CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS NOT NULL;
+"#,
 ];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
@@ -1564,7 +1569,7 @@ impl Store for PostgresStore {
         let tx = c.transaction().await?;
         let st = tx
             .prepare_cached(
-                "INSERT INTO notices (tenant, incident, key, doc, version) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO notices (tenant, incident, key, doc, version, due_ms) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .await?;
         let mut n = 0;
@@ -1578,6 +1583,7 @@ impl Store for PostgresStore {
                         &r.key,
                         &r.doc,
                         &r.version,
+                        &r.due_ms,
                     ],
                 )
                 .await?;
@@ -1589,20 +1595,30 @@ impl Store for PostgresStore {
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>> {
         let c = self.data.get().await?;
         c.query(
-            "SELECT key, doc, version FROM notices WHERE tenant = $1 AND incident = $2 ORDER BY key COLLATE \"C\"",
+            "SELECT key, doc, version, due_ms FROM notices WHERE tenant = $1 AND incident = $2 ORDER BY key COLLATE \"C\"",
             &[&tenant.as_bytes().as_slice(), &incident.as_bytes().as_slice()],
         )
         .await?
         .iter()
-        .map(|r| {
-            Ok(NoticeRow {
-                tenant,
-                incident,
-                key: r.try_get(0)?,
-                doc: r.try_get(1)?,
-                version: r.try_get(2)?,
-            })
-        })
+        .map(|r| notice_row(tenant, incident, r))
+        .collect()
+    }
+
+    async fn due_notices(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<NoticeRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT key, doc, version, due_ms FROM notices WHERE tenant = $1 AND incident = $2 AND due_ms <= $3 ORDER BY due_ms LIMIT $4",
+            &[&tenant.as_bytes().as_slice(), &incident.as_bytes().as_slice(), &now_ms, &(limit as i64)],
+        )
+        .await?
+        .iter()
+        .map(|r| notice_row(tenant, incident, r))
         .collect()
     }
 
@@ -1614,7 +1630,7 @@ impl Store for PostgresStore {
     ) -> Result<Option<NoticeRow>> {
         let c = self.data.get().await?;
         c.query_opt(
-            "SELECT doc, version FROM notices WHERE tenant = $1 AND incident = $2 AND key = $3",
+            "SELECT key, doc, version, due_ms FROM notices WHERE tenant = $1 AND incident = $2 AND key = $3",
             &[
                 &tenant.as_bytes().as_slice(),
                 &incident.as_bytes().as_slice(),
@@ -1622,23 +1638,15 @@ impl Store for PostgresStore {
             ],
         )
         .await?
-        .map(|r| {
-            Ok(NoticeRow {
-                tenant,
-                incident,
-                key: key.to_owned(),
-                doc: r.try_get(0)?,
-                version: r.try_get(1)?,
-            })
-        })
+        .map(|r| notice_row(tenant, incident, &r))
         .transpose()
     }
 
     async fn update_notice(&self, r: &NoticeRow, expected_version: i64) -> Result<bool> {
         let c = self.data.get().await?;
         Ok(c.execute(
-            "UPDATE notices SET doc = $4, version = $5 WHERE tenant = $1 AND incident = $2 AND key = $3 AND version = $6",
-            &[&r.tenant.as_bytes().as_slice(), &r.incident.as_bytes().as_slice(), &r.key, &r.doc, &r.version, &expected_version],
+            "UPDATE notices SET doc = $4, version = $5, due_ms = $7 WHERE tenant = $1 AND incident = $2 AND key = $3 AND version = $6",
+            &[&r.tenant.as_bytes().as_slice(), &r.incident.as_bytes().as_slice(), &r.key, &r.doc, &r.version, &expected_version, &r.due_ms],
         )
         .await?
             == 1)
@@ -1681,4 +1689,19 @@ impl Store for PostgresStore {
         .map(|r| Ok(SubjectId::from_bytes(id16(r.try_get(0)?, "subject_keys")?)))
         .collect()
     }
+}
+
+fn notice_row(
+    tenant: TenantId,
+    incident: IncidentId,
+    r: &tokio_postgres::Row,
+) -> Result<NoticeRow> {
+    Ok(NoticeRow {
+        tenant,
+        incident,
+        key: r.try_get(0)?,
+        doc: r.try_get(1)?,
+        version: r.try_get(2)?,
+        due_ms: r.try_get(3)?,
+    })
 }

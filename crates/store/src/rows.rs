@@ -301,4 +301,7 @@ pub struct NoticeRow {
     pub doc: String,
     /// Increments on every change.
     pub version: i64,
+    /// When delivery should next take it up (Unix milliseconds: the next attempt, or the end
+    /// of a send lease); `None` once it needs nothing more.
+    pub due_ms: Option<i64>,
 }

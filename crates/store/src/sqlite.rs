@@ -93,6 +93,11 @@ CREATE TABLE notices (
     r#"
 CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
 "#,
+    r#"
+ALTER TABLE notices ADD COLUMN due_ms INTEGER;
+UPDATE notices SET due_ms = 0 WHERE json_extract(doc, '$.status') IN ('queued', 'sending', 'fell_back');
+CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS NOT NULL;
+"#,
 ];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
@@ -1848,10 +1853,10 @@ impl Store for SqliteStore {
                 let mut n = 0;
                 {
                     let mut st = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO notices (tenant, incident, key, doc, version) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT OR IGNORE INTO notices (tenant, incident, key, doc, version, due_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?;
                     for r in &rows {
-                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version])? as u64;
+                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version, r.due_ms])? as u64;
                     }
                 }
                 tx.commit()?;
@@ -1863,10 +1868,30 @@ impl Store for SqliteStore {
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>> {
         self.data
             .read(move |c| {
-                let mut st = c.prepare_cached("SELECT key, doc, version FROM notices WHERE tenant = ?1 AND incident = ?2 ORDER BY key")?;
+                let mut st = c.prepare_cached("SELECT key, doc, version, due_ms FROM notices WHERE tenant = ?1 AND incident = ?2 ORDER BY key")?;
                 let rows = st
                     .query_map(params![tenant.as_bytes().as_slice(), incident.as_bytes().as_slice()], |r| {
-                        Ok(NoticeRow { tenant, incident, key: r.get(0)?, doc: r.get(1)?, version: r.get(2)? })
+                        Ok(NoticeRow { tenant, incident, key: r.get(0)?, doc: r.get(1)?, version: r.get(2)?, due_ms: r.get(3)? })
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()?;
+                Ok(rows)
+            })
+            .await
+    }
+
+    async fn due_notices(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        now_ms: i64,
+        limit: usize,
+    ) -> Result<Vec<NoticeRow>> {
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT key, doc, version, due_ms FROM notices WHERE tenant = ?1 AND incident = ?2 AND due_ms <= ?3 ORDER BY due_ms LIMIT ?4")?;
+                let rows = st
+                    .query_map(params![tenant.as_bytes().as_slice(), incident.as_bytes().as_slice(), now_ms, limit as i64], |r| {
+                        Ok(NoticeRow { tenant, incident, key: r.get(0)?, doc: r.get(1)?, version: r.get(2)?, due_ms: r.get(3)? })
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
@@ -1884,9 +1909,9 @@ impl Store for SqliteStore {
         self.data
             .read(move |c| {
                 Ok(c.query_row(
-                    "SELECT doc, version FROM notices WHERE tenant = ?1 AND incident = ?2 AND key = ?3",
+                    "SELECT doc, version, due_ms FROM notices WHERE tenant = ?1 AND incident = ?2 AND key = ?3",
                     params![tenant.as_bytes().as_slice(), incident.as_bytes().as_slice(), key],
-                    |r| Ok(NoticeRow { tenant, incident, key: key.clone(), doc: r.get(0)?, version: r.get(1)? }),
+                    |r| Ok(NoticeRow { tenant, incident, key: key.clone(), doc: r.get(0)?, version: r.get(1)?, due_ms: r.get(2)? }),
                 )
                 .optional()?)
             })
@@ -1898,8 +1923,8 @@ impl Store for SqliteStore {
         self.data
             .write(move |c| {
                 Ok(c.execute(
-                    "UPDATE notices SET doc = ?4, version = ?5 WHERE tenant = ?1 AND incident = ?2 AND key = ?3 AND version = ?6",
-                    params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version, expected_version],
+                    "UPDATE notices SET doc = ?4, version = ?5, due_ms = ?7 WHERE tenant = ?1 AND incident = ?2 AND key = ?3 AND version = ?6",
+                    params![r.tenant.as_bytes().as_slice(), r.incident.as_bytes().as_slice(), r.key, r.doc, r.version, expected_version, r.due_ms],
                 )? == 1)
             })
             .await
