@@ -26,6 +26,7 @@ pub mod phone;
 mod principal;
 pub mod schema;
 mod staff;
+pub mod tokens;
 pub mod values;
 mod vault;
 

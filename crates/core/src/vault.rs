@@ -1006,7 +1006,7 @@ impl Vault {
     }
 
     /// The context of a data call: tenant, scope, purpose, not frozen.
-    async fn data_call(
+    pub(crate) async fn data_call(
         &self,
         caller: &Caller,
         scope: Scope,

@@ -395,7 +395,12 @@ impl Dek {
         Self::from_key(version, SecretKey::generate()?)
     }
 
-    fn from_key(version: u32, material: SecretKey) -> Result<Self, Error> {
+    /// A DEK from given key material (a key derived for one purpose, such as a tenant's token
+    /// key), of `version`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidKey`] if the AEAD key cannot be built.
+    pub fn from_key(version: u32, material: SecretKey) -> Result<Self, Error> {
         Ok(Self {
             version,
             key: aead_key(&material)?,

@@ -59,7 +59,7 @@ impl RouteDoc {
         self.auth = false;
         self
     }
-    const fn data(mut self) -> Self {
+    pub(crate) const fn data(mut self) -> Self {
         self.data = true;
         self
     }
@@ -326,6 +326,18 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
             .body("CountRequest")
             .ok(200, "CountResult"),
             post(count),
+        ),
+        (
+            doc(
+                "POST",
+                "/v1/tokens/detokenize",
+                "detection",
+                "The values of vault tokens of a scope (read scope, policy action detokenize, plain view cap; audited).",
+            )
+            .data()
+            .body("DetokenizeRequest")
+            .ok(200, "DetokenizeResult"),
+            post(detokenize),
         ),
         (
             doc(
@@ -1133,6 +1145,34 @@ async fn count(
         )
         .await?;
     Ok(Json(json!({"counts": counts})))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DetokenizeRequest {
+    #[serde(default)]
+    scope: Option<String>,
+    tokens: Vec<String>,
+}
+
+async fn detokenize(
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Params(q): Params<DataQuery>,
+    JsonBody(b): JsonBody<DetokenizeRequest>,
+) -> ApiResult<Json<Value>> {
+    let values = s
+        .vault
+        .detokenize(&c, q.purpose.as_deref(), b.scope.as_deref(), &b.tokens)
+        .await?;
+    let values: Vec<Value> = values
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .map_or(Value::Null, |v| Value::from(v.expose().as_str()))
+        })
+        .collect();
+    Ok(Json(json!({ "values": values })))
 }
 
 async fn erase_subject(

@@ -102,6 +102,11 @@ fn schemas() -> Value {
         "StepUpResult": {"type": "object", "properties": {"mfa_at": {"type": "integer"}}},
         "PasswordChange": {"type": "object", "additionalProperties": false, "required": ["current_password", "new_password"], "properties": {
             "current_password": {"type": "string"}, "new_password": {"type": "string"}}},
+        "DetokenizeRequest": {"type": "object", "additionalProperties": false, "required": ["tokens"], "properties": {
+            "scope": {"type": "string", "description": "the scope the tokens were issued in (default `default`)"},
+            "tokens": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "string"}}}},
+        "DetokenizeResult": {"type": "object", "properties": {"values": {"type": "array", "items": {"type": ["string", "null"]},
+            "description": "in the order asked; null for a token the vault did not issue in that scope"}}},
         "Policy": policy,
         "PolicyView": {"type": "object", "properties": {"version": {"type": "integer"}, "applied_by": {"type": ["string", "null"]}, "policy": policy}},
         "ExplainRequest": {"type": "object", "additionalProperties": false, "required": ["action", "collection", "purpose"], "properties": {

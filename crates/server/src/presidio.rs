@@ -13,12 +13,12 @@
 //! decryption oracle for whoever holds a Presidio key; it is deliberately not offered.
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{FromRequestParts, Query};
+use axum::extract::{FromRequestParts, Query, State};
 use axum::http::{StatusCode, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get, post};
@@ -34,7 +34,7 @@ use serde_json::{Value, json};
 use crate::AppState;
 use crate::api::RouteDoc;
 use crate::error::{ApiError, describe_json_error};
-use crate::extract::{Auth, JsonBody};
+use crate::extract::{Auth, JsonBody, Params};
 
 /// Most texts in one native batch or one Presidio `/analyze` list.
 const MAX_TEXTS: usize = 1000;
@@ -95,10 +95,11 @@ pub(crate) fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "POST",
                 "/v1/deidentify",
                 "detection",
-                "Detect and de-identify a batch of texts with per-entity operators.",
+                "Detect and de-identify a batch of texts with per-entity operators; a vault_token without a key keeps the values, sealed, for /v1/tokens/detokenize (then `purpose` is required).",
                 Some("DeidentifyRequest"),
                 Some("DeidentifyResult"),
-            ),
+            )
+            .data(),
             post(native_deidentify),
         ),
         (
@@ -775,6 +776,12 @@ struct DeidentifyRequest {
     operators: HashMap<String, OperatorParams>,
 }
 
+/// The `purpose` query parameter of a de-identification that keeps vault tokens.
+#[derive(Deserialize)]
+struct PurposeQuery {
+    purpose: Option<String>,
+}
+
 fn native_invalid(message: impl Into<String>) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_request", message)
 }
@@ -864,7 +871,9 @@ async fn native_detect(
 }
 
 async fn native_deidentify(
-    _: Auth,
+    State(s): State<AppState>,
+    Auth(c): Auth,
+    Params(q): Params<PurposeQuery>,
     JsonBody(req): JsonBody<DeidentifyRequest>,
 ) -> Result<Json<Value>, ApiError> {
     let opts = native_options(
@@ -878,10 +887,22 @@ async fn native_deidentify(
         language: opts.language,
         ..OperatorConfig::default()
     };
+    // A `vault_token` without a key is the vault's: the values are kept, sealed, so that the
+    // tokens can be turned back through `/v1/tokens/detokenize`.
+    let mut issuers = Vec::new();
     for (entity, params) in &req.operators {
-        let op: Operator = params
-            .build(Dialect::Native, opts.language)
-            .map_err(|e| native_invalid(e.to_string()))?;
+        let op: Operator = if params.kind == "vault_token" && params.key.is_none() {
+            let issuer = s
+                .vault
+                .token_issuer(&c, q.purpose.as_deref(), params.scope.as_deref())
+                .await?;
+            issuers.push(Arc::clone(&issuer));
+            Operator::Keyed(issuer)
+        } else {
+            params
+                .build(Dialect::Native, opts.language)
+                .map_err(|e| native_invalid(e.to_string()))?
+        };
         if entity == "DEFAULT" {
             config.default = op;
         } else {
@@ -903,6 +924,9 @@ async fn native_deidentify(
         unavailable(),
     )
     .await?;
+    for issuer in &issuers {
+        s.vault.keep_tokens(&c, issuer).await?;
+    }
     Ok(Json(json!({ "results": results })))
 }
 

@@ -76,6 +76,71 @@ pub async fn run(store: &dyn Store, prefix: &str) {
     audit_journal(store, prefix).await;
     alerts(store, prefix).await;
     incidents(store, prefix).await;
+    tokens(store, prefix).await;
+}
+
+async fn tokens(store: &dyn Store, p: &str) {
+    let (t, k) = tenant(&format!("{p}-tokens"));
+    store.create_tenant(&t, &k).await.unwrap();
+    let row = |scope: &str, token: &str, sealed: &[u8]| TokenRow {
+        tenant: t.id,
+        scope: scope.into(),
+        token: token.into(),
+        sealed: sealed.to_vec(),
+        created_at: 7,
+    };
+    let issued = audit_event(t.id, "token.tokenize", None);
+    assert_eq!(
+        store
+            .insert_tokens(
+                &[row("crm", "tok_a", b"1"), row("crm", "tok_b", b"2")],
+                std::slice::from_ref(&issued)
+            )
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        store
+            .insert_tokens(
+                &[row("crm", "tok_a", b"other"), row("web", "tok_a", b"3")],
+                &[issued]
+            )
+            .await
+            .unwrap(),
+        1,
+        "a stored token is left as it is; scopes are apart"
+    );
+    assert_eq!(
+        store.audit_head(t.id).await.unwrap().unwrap().0,
+        2,
+        "events in the same transaction"
+    );
+    let mut got = store
+        .tokens(
+            t.id,
+            "crm",
+            &["tok_b".into(), "tok_z".into(), "tok_a".into()],
+        )
+        .await
+        .unwrap();
+    got.sort_by(|a, b| a.token.cmp(&b.token));
+    assert_eq!(
+        got,
+        vec![row("crm", "tok_a", b"1"), row("crm", "tok_b", b"2")]
+    );
+    assert_eq!(
+        store.tokens(t.id, "web", &["tok_a".into()]).await.unwrap(),
+        vec![row("web", "tok_a", b"3")]
+    );
+    assert!(
+        store
+            .tokens(TenantId::generate(), "crm", &["tok_a".into()])
+            .await
+            .unwrap()
+            .is_empty(),
+        "tenant isolation"
+    );
 }
 
 async fn meta(store: &dyn Store) {

@@ -30,7 +30,7 @@ pub use ids::{AlertId, IncidentId, PrincipalId, RecordId, SubjectId, TenantId};
 pub use rows::{
     AlertRow, AuditFilter, CollectionRow, IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow,
     PrincipalRow, RecordRow, RetireOutcome, SessionRow, SubjectKeyRow, TenantKeyRow, TenantRow,
-    UserRow,
+    TokenRow, UserRow,
 };
 
 /// Result of store calls.
@@ -268,6 +268,16 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_notices(&self, notices: &[NoticeRow]) -> Result<u64>;
     /// An incident's notices in key order.
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>>;
+    /// Stores vault tokens (a token already stored is left as it is) and appends their audit
+    /// events, in one transaction. Returns how many were new.
+    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64>;
+    /// The stored tokens among `tokens` in a scope of a tenant; unknown ones are left out.
+    async fn tokens(
+        &self,
+        tenant: TenantId,
+        scope: &str,
+        tokens: &[String],
+    ) -> Result<Vec<TokenRow>>;
     /// Notices of an incident due at `now_ms` (`due_ms <= now_ms`), earliest first, at most
     /// `limit`.
     async fn due_notices(

@@ -10,7 +10,7 @@ use crate::{
     AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
     IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow, PrincipalId, PrincipalRow, RecordId,
     RecordRow, Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow,
-    TenantId, TenantKeyRow, TenantRow, UserRow,
+    TenantId, TenantKeyRow, TenantRow, TokenRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use tokio_postgres::{NoTls, Row};
@@ -95,6 +95,11 @@ CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
 ALTER TABLE notices ADD COLUMN due_ms BIGINT;
 UPDATE notices SET due_ms = 0 WHERE doc::jsonb ->> 'status' IN ('queued', 'sending', 'fell_back');
 CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS NOT NULL;
+"#,
+    r#"
+CREATE TABLE tokens (
+    tenant BYTEA NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, sealed BYTEA NOT NULL,
+    created_at BIGINT NOT NULL, PRIMARY KEY (tenant, scope, token));
 "#,
 ];
 
@@ -1601,6 +1606,59 @@ impl Store for PostgresStore {
         .await?
         .iter()
         .map(|r| notice_row(tenant, incident, r))
+        .collect()
+    }
+
+    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64> {
+        let mut c = self.data.get().await?;
+        let tx = c.transaction().await?;
+        let st = tx
+            .prepare_cached(
+                "INSERT INTO tokens (tenant, scope, token, sealed, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+            )
+            .await?;
+        let mut n = 0;
+        for r in tokens {
+            n += tx
+                .execute(
+                    &st,
+                    &[
+                        &r.tenant.as_bytes().as_slice(),
+                        &r.scope,
+                        &r.token,
+                        &r.sealed,
+                        &r.created_at,
+                    ],
+                )
+                .await?;
+        }
+        append_audit_tx(&tx, audit).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    async fn tokens(
+        &self,
+        tenant: TenantId,
+        scope: &str,
+        tokens: &[String],
+    ) -> Result<Vec<TokenRow>> {
+        let c = self.data.get().await?;
+        c.query(
+            "SELECT token, sealed, created_at FROM tokens WHERE tenant = $1 AND scope = $2 AND token = ANY($3)",
+            &[&tenant.as_bytes().as_slice(), &scope, &tokens],
+        )
+        .await?
+        .iter()
+        .map(|r| {
+            Ok(TokenRow {
+                tenant,
+                scope: scope.to_owned(),
+                token: r.try_get(0)?,
+                sealed: r.try_get(1)?,
+                created_at: r.try_get(2)?,
+            })
+        })
         .collect()
     }
 

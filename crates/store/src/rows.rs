@@ -305,3 +305,19 @@ pub struct NoticeRow {
     /// of a send lease); `None` once it needs nothing more.
     pub due_ms: Option<i64>,
 }
+
+/// A vault token and its value, sealed: the token is a keyed pseudonym of the value within a
+/// scope, so the same value in the same scope is stored once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Tenant.
+    pub tenant: TenantId,
+    /// The scope of consistency.
+    pub scope: String,
+    /// The token.
+    pub token: String,
+    /// The value, sealed under the tenant's token key (bound to tenant, scope and token).
+    pub sealed: Vec<u8>,
+    /// When it was first issued, Unix milliseconds.
+    pub created_at: i64,
+}

@@ -10,7 +10,7 @@ use crate::{
     AlertId, AlertRow, AuditEvent, AuditFilter, Checkpoint, CollectionRow, Error, IncidentId,
     IncidentRow, IndexEntry, KeyState, NoticeRow, PolicyRow, PrincipalId, PrincipalRow, RecordId,
     RecordRow, Result, RetireOutcome, SessionRow, Store, StoredEvent, SubjectId, SubjectKeyRow,
-    TenantId, TenantKeyRow, TenantRow, UserRow,
+    TenantId, TenantKeyRow, TenantRow, TokenRow, UserRow,
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
@@ -97,6 +97,11 @@ CREATE INDEX audit_events_principal ON audit_events (tenant, principal, seq);
 ALTER TABLE notices ADD COLUMN due_ms INTEGER;
 UPDATE notices SET due_ms = 0 WHERE json_extract(doc, '$.status') IN ('queued', 'sending', 'fell_back');
 CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS NOT NULL;
+"#,
+    r#"
+CREATE TABLE tokens (
+    tenant BLOB NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, sealed BLOB NOT NULL,
+    created_at INTEGER NOT NULL, PRIMARY KEY (tenant, scope, token)) WITHOUT ROWID;
 "#,
 ];
 
@@ -1875,6 +1880,51 @@ impl Store for SqliteStore {
                     })?
                     .collect::<rusqlite::Result<Vec<_>>>()?;
                 Ok(rows)
+            })
+            .await
+    }
+
+    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64> {
+        let (rows, audit) = (tokens.to_vec(), audit.to_vec());
+        self.data
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut n = 0;
+                {
+                    let mut st = tx.prepare_cached(
+                        "INSERT OR IGNORE INTO tokens (tenant, scope, token, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )?;
+                    for r in &rows {
+                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.scope, r.token, r.sealed, r.created_at])? as u64;
+                    }
+                }
+                append_audit_tx(&tx, &audit)?;
+                tx.commit()?;
+                Ok(n)
+            })
+            .await
+    }
+
+    async fn tokens(
+        &self,
+        tenant: TenantId,
+        scope: &str,
+        tokens: &[String],
+    ) -> Result<Vec<TokenRow>> {
+        let (scope, tokens) = (scope.to_owned(), tokens.to_vec());
+        self.data
+            .read(move |c| {
+                let mut st = c.prepare_cached("SELECT CAST(sealed AS BLOB), created_at FROM tokens WHERE tenant = ?1 AND scope = ?2 AND token = ?3")?;
+                let mut out = Vec::new();
+                for token in tokens {
+                    let row: Option<(Vec<u8>, i64)> = st
+                        .query_row(params![tenant.as_bytes().as_slice(), scope, token], |r| Ok((r.get(0)?, r.get(1)?)))
+                        .optional()?;
+                    if let Some((sealed, created_at)) = row {
+                        out.push(TokenRow { tenant, scope: scope.clone(), token, sealed, created_at });
+                    }
+                }
+                Ok(out)
             })
             .await
     }

@@ -628,3 +628,139 @@ async fn native_detect_and_deidentify_batches() {
     assert_eq!(st, 401);
     s.stop().await;
 }
+
+/// Vault tokens without a key are the vault's: the same value in the same scope gives the same
+/// token, the value is kept sealed, and only a caller allowed to detokenize, with a purpose and
+/// a plain view cap, gets it back, with an audit event that holds no value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vault_tokens_turn_back_only_through_the_vault() {
+    for backend in crate::harness::BOTH {
+        let s = Server::start(backend).await;
+        let (tenant, key) = s.tenant("tokens").await;
+        let body = json!({"texts": ["DNI 12345678Z, tel. 612 345 678", "otra vez 12345678Z"],
+            "language": "es", "operators": {"ES_NIF": {"type": "vault_token", "scope": "crm"}}});
+        let (st, v) = s
+            .call(&key, Method::POST, "/v1/deidentify", Some(body.clone()))
+            .await;
+        assert_eq!(st, 400, "{v}");
+        assert_eq!(v["error"]["code"], "purpose_required");
+        let v = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/deidentify?purpose=billing",
+                Some(body.clone()),
+            )
+            .await;
+        let a = v["results"][0]["text"].as_str().unwrap();
+        let b = v["results"][1]["text"].as_str().unwrap();
+        let token = &a[4..28];
+        assert!(token.starts_with("tok_") && !a.contains("12345678Z"), "{a}");
+        assert_eq!(&b[9..33], token, "the same value in the same scope");
+        // A second call issues the same token and stores nothing new.
+        let again = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/deidentify?purpose=billing",
+                Some(body),
+            )
+            .await;
+        assert_eq!(again["results"][0]["text"], a);
+
+        let detok = |scope: &str, tokens: Value| json!({"scope": scope, "tokens": tokens});
+        let v = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/tokens/detokenize?purpose=billing",
+                Some(detok("crm", json!([token, "tok_aaaaaaaaaaaaaaaaaaaa"]))),
+            )
+            .await;
+        assert_eq!(v["values"], json!(["12345678Z", null]));
+        let v = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/tokens/detokenize?purpose=billing",
+                Some(detok("web", json!([token]))),
+            )
+            .await;
+        assert_eq!(v["values"], json!([null]), "tokens belong to their scope");
+
+        // Refusals: no purpose, a masked view cap, bad input; none of them shows the value.
+        let masked = s
+            .ok(
+                &s.operator,
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/service-accounts"),
+                Some(json!({"name": "masked", "max_view": "masked"})),
+            )
+            .await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for (k, path, b, status) in [
+            (
+                &key,
+                "/v1/tokens/detokenize",
+                detok("crm", json!([token])),
+                400,
+            ),
+            (
+                &masked,
+                "/v1/tokens/detokenize?purpose=billing",
+                detok("crm", json!([token])),
+                403,
+            ),
+            (
+                &key,
+                "/v1/tokens/detokenize?purpose=billing",
+                detok("crm", json!([])),
+                400,
+            ),
+            (
+                &key,
+                "/v1/tokens/detokenize?purpose=billing",
+                detok("bad scope!", json!([token])),
+                400,
+            ),
+            (
+                &key,
+                "/v1/tokens/detokenize?purpose=billing",
+                json!({"tokens": [token], "extra": 1}),
+                400,
+            ),
+        ] {
+            let (st, v) = s.call(k, Method::POST, path, Some(b)).await;
+            assert_eq!(st.as_u16(), status, "{path}: {v}");
+            assert!(!v.to_string().contains("12345678Z"));
+        }
+
+        // Audited: one tokenize event per call that issued tokens, one detokenize per
+        // answered call; no value in the log.
+        let events = s
+            .ok(&key, Method::GET, "/v1/audit/events?limit=1000", None)
+            .await;
+        let actions: Vec<&str> = events["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| &e["event"])
+            .filter(|e| e["outcome"] == "allowed")
+            .filter_map(|e| e["action"].as_str())
+            .filter(|a| a.starts_with("token."))
+            .collect();
+        assert_eq!(
+            actions,
+            [
+                "token.tokenize",
+                "token.tokenize",
+                "token.detokenize",
+                "token.detokenize"
+            ]
+        );
+        assert!(!events.to_string().contains("12345678Z"));
+        s.stop().await;
+    }
+}
