@@ -160,6 +160,7 @@ impl Engine {
                 .map(|l| l.iter().map(|n| Entity::from_name(n)).collect()),
             score_threshold: threshold,
             allow_list: cfg.allow_list,
+            allow_pattern: None,
             context: cfg.context,
         };
         let mut ops = OperatorConfig {

@@ -137,6 +137,9 @@ pub struct DetectOptions {
     pub score_threshold: f32,
     /// Exact strings that are never reported (Presidio's `allow_list`).
     pub allow_list: Vec<String>,
+    /// A pattern whose full matches are never reported (Presidio's `allow_list` with
+    /// `allow_list_match = "regex"`); see [`allow_pattern`].
+    pub allow_pattern: Option<Regex>,
     /// Extra context words that raise the score of any entity near them (Presidio's `context`).
     pub context: Vec<String>,
 }
@@ -148,9 +151,47 @@ impl Default for DetectOptions {
             entities: None,
             score_threshold: 0.5,
             allow_list: Vec::new(),
+            allow_pattern: None,
             context: Vec::new(),
         }
     }
+}
+
+/// Python `re` flag bits that [`allow_pattern`] understands (Presidio's `regex_flags`; its
+/// default is `IGNORECASE | MULTILINE | DOTALL` = 26).
+pub const RE_IGNORECASE: u32 = 2;
+/// Python `re.MULTILINE`.
+pub const RE_MULTILINE: u32 = 8;
+/// Python `re.DOTALL`.
+pub const RE_DOTALL: u32 = 16;
+
+/// One pattern out of Presidio-style allow-list regular expressions: a finding is dropped when
+/// its whole text matches any of them (Python's `re.fullmatch` over `"|".join(patterns)`).
+///
+/// # Errors
+/// [`Error::InvalidPattern`] when a pattern does not compile (lookaround and backreferences are
+/// not supported) or is too large.
+pub fn allow_pattern(patterns: &[String], flags: u32) -> Result<Option<Regex>, Error> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = String::from("(?");
+    for (bit, c) in [(RE_IGNORECASE, 'i'), (RE_MULTILINE, 'm'), (RE_DOTALL, 's')] {
+        if flags & bit != 0 {
+            set.push(c);
+        }
+    }
+    set.push_str("u)");
+    let alternatives: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
+    let source = format!("{set}\\A(?:{})\\z", alternatives.join("|"));
+    Regex::builder()
+        .configure(Regex::config().nfa_size_limit(Some(1 << 20)))
+        .build(&source)
+        .map(Some)
+        .map_err(|_| Error::InvalidPattern {
+            recognizer: "allow_list".into(),
+            pattern: "allow_list_match".into(),
+        })
 }
 
 impl DetectOptions {
@@ -395,6 +436,9 @@ impl Detector {
         cands.retain(|c| opts.wants(&c.entity));
         if !opts.allow_list.is_empty() {
             cands.retain(|c| !opts.allow_list.iter().any(|a| a == &text[c.start..c.end]));
+        }
+        if let Some(allow) = &opts.allow_pattern {
+            cands.retain(|c| !allow.is_match(&text[c.start..c.end]));
         }
         self.apply_context(text, &mut cands, opts);
         cands.retain(|c| c.score >= opts.score_threshold);

@@ -26,7 +26,7 @@ use boveda_core::deid::{Dialect, OperatorParams};
 use boveda_detect::operators::{Anonymized, Operator, OperatorConfig, Span, anonymize};
 use boveda_detect::{
     BUILT_IN, CustomPattern, CustomRecognizer, DetectOptions, Detector, DetectorConfig, Entity,
-    Finding, Language,
+    Finding, Language, RE_DOTALL, RE_IGNORECASE, RE_MULTILINE, allow_pattern,
 };
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -350,6 +350,7 @@ struct AnalyzeRequest {
     context: Option<Vec<String>>,
     allow_list: Option<Vec<String>>,
     allow_list_match: Option<String>,
+    regex_flags: Option<u32>,
 }
 
 /// Presidio's `PatternRecognizer.from_dict` shape.
@@ -434,15 +435,15 @@ async fn analyze(
         )));
     }
     let lang = language(req.language.as_deref())?;
-    if req
-        .allow_list_match
-        .as_deref()
-        .is_some_and(|m| m != "exact")
-    {
-        return Err(PresidioError::invalid(
-            "Invalid input, only allow_list_match \"exact\" is supported",
-        ));
-    }
+    let regex_allow = match req.allow_list_match.as_deref() {
+        None | Some("exact") => false,
+        Some("regex") => true,
+        Some(_) => {
+            return Err(PresidioError::invalid(
+                "Invalid input, allow_list_match must be \"exact\" or \"regex\"",
+            ));
+        }
+    };
     if let Some(t) = req.score_threshold
         && !(0.0..=1.0).contains(&t)
     {
@@ -501,11 +502,27 @@ async fn analyze(
             Some(list.iter().map(|n| Entity::from_name(n)).collect())
         }
     };
+    let allow_list = req.allow_list.unwrap_or_default();
+    // Presidio's default flags: IGNORECASE | MULTILINE | DOTALL.
+    let flags = req
+        .regex_flags
+        .unwrap_or(RE_IGNORECASE | RE_MULTILINE | RE_DOTALL);
+    let (allow_list, allow_pattern) = if regex_allow {
+        let pattern = allow_pattern(&allow_list, flags).map_err(|_| {
+            PresidioError::invalid(
+                "Invalid input, an allow_list pattern does not compile (lookaround and backreferences are not supported)",
+            )
+        })?;
+        (Vec::new(), pattern)
+    } else {
+        (allow_list, None)
+    };
     let opts = DetectOptions {
         language: lang,
         entities,
         score_threshold: req.score_threshold.unwrap_or(0.0),
-        allow_list: req.allow_list.unwrap_or_default(),
+        allow_list,
+        allow_pattern,
         context: req.context.unwrap_or_default(),
     };
     let explain = req.return_decision_process.unwrap_or(false);
@@ -809,6 +826,7 @@ fn native_options(
         entities: entities.map(|l| l.iter().map(|n| Entity::from_name(n)).collect()),
         score_threshold: threshold,
         allow_list,
+        allow_pattern: None,
         context: Vec::new(),
     })
 }
@@ -967,7 +985,8 @@ fn schemas() -> Value {
             "language": {"type": "string"}, "entities": {"type": "array", "items": {"type": "string"}},
             "correlation_id": {"type": "string"}, "score_threshold": {"type": "number"}, "return_decision_process": {"type": "boolean"},
             "ad_hoc_recognizers": {"type": "array", "items": {"type": "object"}}, "context": {"type": "array", "items": {"type": "string"}},
-            "allow_list": {"type": "array", "items": {"type": "string"}}, "allow_list_match": {"type": "string", "enum": ["exact"]}}},
+            "allow_list": {"type": "array", "items": {"type": "string"}}, "allow_list_match": {"type": "string", "enum": ["exact", "regex"]},
+            "regex_flags": {"type": "integer", "description": "Python re flags for allow_list_match regex: 2 IGNORECASE, 8 MULTILINE, 16 DOTALL (default 26)"}}},
         "PresidioAnalyzeResult": {"oneOf": [{"type": "array", "items": result}, {"type": "array", "items": {"type": "array", "items": result}}]},
         "PresidioAnonymizeRequest": {"type": "object", "required": ["text", "analyzer_results"], "properties": {
             "text": {"type": "string"}, "analyzer_results": {"type": "array", "items": result_in},

@@ -149,6 +149,52 @@ async fn analyze_gives_character_offsets_in_spanish_and_chinese() {
     assert!(got.contains(&"EMP-12345".to_owned()), "{got:?}");
     assert!(got.contains(&"ana@example.com".to_owned()));
     assert!(!got.contains(&"bob@example.com".to_owned()));
+
+    // allow_list_match "regex": a finding goes when its whole text matches, case-insensitively
+    // by default (Presidio's flags); a partial match keeps it; without IGNORECASE the case
+    // counts.
+    let text = "Mail ANA@EXAMPLE.COM, bob@example.com or carl@example.org";
+    let found = |flags: Option<u32>, patterns: Value| {
+        let mut body = json!({"text": text, "language": "en", "entities": ["EMAIL_ADDRESS"],
+            "allow_list": patterns, "allow_list_match": "regex"});
+        if let Some(f) = flags {
+            body["regex_flags"] = json!(f);
+        }
+        let s = &s;
+        let key = key.clone();
+        async move {
+            let v = s.ok(&key, Method::POST, "/analyze", Some(body)).await;
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|r| chars(text, &r["start"], &r["end"]))
+                .collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(
+        found(None, json!([r"[a-z]+@example\.com"])).await,
+        ["carl@example.org"]
+    );
+    assert_eq!(
+        found(Some(0), json!([r"[a-z]+@example\.com"])).await,
+        ["ANA@EXAMPLE.COM", "carl@example.org"]
+    );
+    assert_eq!(
+        found(None, json!(["example"])).await.len(),
+        3,
+        "a partial match is not enough"
+    );
+    for bad in [
+        json!({"allow_list_match": "fuzzy"}),
+        json!({"allow_list": ["(?<=x)y"], "allow_list_match": "regex"}),
+    ] {
+        let mut body = json!({"text": text, "language": "en"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(bad.as_object().unwrap().clone());
+        let (st, v) = s.call(&key, Method::POST, "/analyze", Some(body)).await;
+        assert_eq!(st, 422, "{v}");
+    }
     s.stop().await;
 }
 
