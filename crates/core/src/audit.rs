@@ -337,6 +337,13 @@ impl Vault {
         }
     }
 
+    /// After a write whose events committed with it: the journal works, and the events feed
+    /// the analyzer and the checkpoints as appended ones do.
+    pub(crate) async fn written(&self, events: &[Event], stored: &[StoredEvent]) {
+        self.journal_ok();
+        self.after_append(events, stored).await;
+    }
+
     /// Events of a write, for the store to commit with it.
     pub(crate) fn write_events(&self, events: Vec<Event>) -> Vec<Event> {
         if self.inner.config.audit {

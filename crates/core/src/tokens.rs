@@ -168,13 +168,10 @@ impl Vault {
         event.purpose = Some(issuer.purpose.clone());
         event.reason = Some(format!("{} values tokenized", rows.len()));
         // The event commits in the same transaction as the tokens.
-        match self
-            .st("insert_tokens")
-            .insert_tokens(&rows, &self.write_events(vec![event]))
-            .await
-        {
-            Ok(new) => {
-                self.journal_ok();
+        let events = self.write_events(vec![event]);
+        match self.st("insert_tokens").insert_tokens(&rows, &events).await {
+            Ok((new, stored)) => {
+                self.written(&events, &stored).await;
                 Ok(new)
             }
             Err(e) => Err(self.write_failed(e).await),

@@ -1385,12 +1385,13 @@ impl Vault {
             None,
         );
         // The event commits in the same transaction as the records.
+        let events = self.write_events(vec![event]);
         match self
             .st("insert_records")
-            .insert_records(&rows, &index, &self.write_events(vec![event]))
+            .insert_records(&rows, &index, &events)
             .await
         {
-            Ok(()) => self.journal_ok(),
+            Ok(stored) => self.written(&events, &stored).await,
             Err(e) => return Err(self.write_failed(e).await),
         }
         Ok(written)
@@ -1663,20 +1664,18 @@ impl Vault {
             purpose,
             None,
         );
+        let events = self.write_events(vec![event]);
         let changed = match self
             .st("update_record")
-            .update_record(
-                &updated,
-                &index,
-                row.version,
-                &self.write_events(vec![event]),
-            )
+            .update_record(&updated, &index, row.version, &events)
             .await
         {
             Ok(c) => c,
             Err(e) => return Err(self.write_failed(e).await),
         };
-        if !changed {
+        if let Some(stored) = &changed {
+            self.written(&events, stored).await;
+        } else {
             return Err(Error::Conflict(
                 "the record changed meanwhile; read it again and retry".into(),
             ));
@@ -1730,15 +1729,17 @@ impl Vault {
             purpose,
             None,
         );
+        let events = self.write_events(vec![event]);
         let deleted = match self
             .st("delete_record")
-            .delete_record(tenant, collection, id, &self.write_events(vec![event]))
+            .delete_record(tenant, collection, id, &events)
             .await
         {
             Ok(d) => d,
             Err(e) => return Err(self.write_failed(e).await),
         };
-        if deleted {
+        if let Some(stored) = deleted {
+            self.written(&events, &stored).await;
             Ok(())
         } else {
             Err(Error::NotFound("record"))
@@ -1967,15 +1968,17 @@ impl Vault {
         );
         event.subjects = Self::subjects(&t, &[subject]);
         event.purpose = purpose.map(str::to_owned);
+        let events = self.write_events(vec![event]);
         let erased = match self
             .st("erase_subject")
-            .erase_subject(tenant, subject, &self.write_events(vec![event]))
+            .erase_subject(tenant, subject, &events)
             .await
         {
             Ok(e) => e,
             Err(e) => return Err(self.write_failed(e).await),
         };
-        if erased {
+        if let Some(stored) = erased {
+            self.written(&events, &stored).await;
             crypto_ops("destroy_dek", 1);
             Ok(())
         } else {

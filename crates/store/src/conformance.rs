@@ -97,7 +97,8 @@ async fn tokens(store: &dyn Store, p: &str) {
                 std::slice::from_ref(&issued)
             )
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         2
     );
     assert_eq!(
@@ -107,7 +108,8 @@ async fn tokens(store: &dyn Store, p: &str) {
                 &[issued]
             )
             .await
-            .unwrap(),
+            .unwrap()
+            .0,
         1,
         "a stored token is left as it is; scopes are apart"
     );
@@ -435,9 +437,14 @@ async fn records_and_index(store: &dyn Store, p: &str) {
             .update_record(&a2, &[entry(&a2, "email", b"d3")], 1, &[])
             .await
             .unwrap()
+            .is_some()
     );
     assert!(
-        !store.update_record(&a2, &[], 1, &[]).await.unwrap(),
+        store
+            .update_record(&a2, &[], 1, &[])
+            .await
+            .unwrap()
+            .is_none(),
         "stale version refused"
     );
     assert_eq!(
@@ -462,12 +469,14 @@ async fn records_and_index(store: &dyn Store, p: &str) {
             .delete_record(t.id, "customers", a.id, &[])
             .await
             .unwrap()
+            .is_some()
     );
     assert!(
-        !store
+        store
             .delete_record(t.id, "customers", a.id, &[])
             .await
             .unwrap()
+            .is_none()
     );
     assert_eq!(
         store
@@ -501,8 +510,8 @@ async fn erasure_and_rewrap(store: &dyn Store, p: &str) {
         .await
         .unwrap();
 
-    assert!(store.erase_subject(t.id, s1, &[]).await.unwrap());
-    assert!(!store.erase_subject(t.id, s1, &[]).await.unwrap());
+    assert!(store.erase_subject(t.id, s1, &[]).await.unwrap().is_some());
+    assert!(store.erase_subject(t.id, s1, &[]).await.unwrap().is_none());
     assert_eq!(store.subject_keys(t.id, &[s1, s2]).await.unwrap().len(), 1);
     assert!(
         store
@@ -586,18 +595,25 @@ async fn tenant_isolation(store: &dyn Store, p: &str) {
             .is_empty()
     );
     assert!(
-        !store
+        store
             .delete_record(b.id, "customers", r.id, &[])
             .await
             .unwrap()
+            .is_none()
     );
-    assert!(!store.erase_subject(b.id, s, &[]).await.unwrap());
+    assert!(store.erase_subject(b.id, s, &[]).await.unwrap().is_none());
     let r_as_b = RecordRow {
         tenant: b.id,
         version: 2,
         ..r.clone()
     };
-    assert!(!store.update_record(&r_as_b, &[], 1, &[]).await.unwrap());
+    assert!(
+        store
+            .update_record(&r_as_b, &[], 1, &[])
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert_eq!(
         store.records(a.id, "customers", &[r.id]).await.unwrap(),
         vec![r]
@@ -789,7 +805,7 @@ async fn audit_journal(store: &dyn Store, p: &str) {
     // A write's events commit with the write, and not at all when the write fails.
     let s = SubjectId::generate();
     let r = record(t.id, s, b"x");
-    store
+    let written = store
         .insert_records(
             std::slice::from_ref(&r),
             &[],
@@ -797,6 +813,11 @@ async fn audit_journal(store: &dyn Store, p: &str) {
         )
         .await
         .unwrap();
+    assert_eq!(
+        written.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        [3],
+        "a write returns its stored events"
+    );
     assert!(matches!(
         store
             .insert_records(
@@ -812,6 +833,19 @@ async fn audit_journal(store: &dyn Store, p: &str) {
         3,
         "a failed write leaves no event"
     );
+    assert_eq!(
+        store
+            .delete_record(
+                t.id,
+                "customers",
+                r.id,
+                &[audit_event(t.id, "record.delete", None)]
+            )
+            .await
+            .unwrap()
+            .map(|e| e[0].seq),
+        Some(4)
+    );
     assert!(
         store
             .delete_record(
@@ -822,17 +856,7 @@ async fn audit_journal(store: &dyn Store, p: &str) {
             )
             .await
             .unwrap()
-    );
-    assert!(
-        !store
-            .delete_record(
-                t.id,
-                "customers",
-                r.id,
-                &[audit_event(t.id, "record.delete", None)]
-            )
-            .await
-            .unwrap()
+            .is_none()
     );
     assert_eq!(store.audit_head(t.id).await.unwrap().unwrap().0, 4);
 

@@ -95,13 +95,14 @@ pub trait Store: Send + Sync + 'static {
         subjects: &[SubjectId],
     ) -> Result<Vec<SubjectKeyRow>>;
     /// Erases a subject: destroys its wrapped DEK first (the crypto-shredding point), then
-    /// deletes its records and index entries. False if the subject did not exist.
+    /// deletes its records and index entries, and appends the audit events. The stored
+    /// events, or `None` if the subject did not exist (then nothing is appended).
     async fn erase_subject(
         &self,
         tenant: TenantId,
         subject: SubjectId,
         audit: &[AuditEvent],
-    ) -> Result<bool>;
+    ) -> Result<Option<Vec<StoredEvent>>>;
     /// Up to `limit` subject keys of a tenant wrapped by a KEK version other than `version`.
     async fn subject_keys_not_at(
         &self,
@@ -116,13 +117,14 @@ pub trait Store: Send + Sync + 'static {
     async fn subject_key_versions(&self, tenant: TenantId) -> Result<Vec<(u32, u64)>>;
 
     /// Inserts records and their index entries, and appends their audit events, in one
-    /// transaction: all or nothing. [`Error::Conflict`] on a duplicate record id.
+    /// transaction: all or nothing; returns the stored events. [`Error::Conflict`] on a
+    /// duplicate record id.
     async fn insert_records(
         &self,
         records: &[RecordRow],
         index: &[IndexEntry],
         audit: &[AuditEvent],
-    ) -> Result<()>;
+    ) -> Result<Vec<StoredEvent>>;
     /// The records with these ids in a collection of a tenant; missing ids are left out.
     async fn records(
         &self,
@@ -131,23 +133,24 @@ pub trait Store: Send + Sync + 'static {
         ids: &[RecordId],
     ) -> Result<Vec<RecordRow>>;
     /// Replaces a record's sealed fields and index entries if its version is still
-    /// `expected_version`; false otherwise (missing or changed concurrently).
+    /// `expected_version`, appending the audit events, and returns them; `None` otherwise
+    /// (missing or changed concurrently).
     async fn update_record(
         &self,
         record: &RecordRow,
         index: &[IndexEntry],
         expected_version: i64,
         audit: &[AuditEvent],
-    ) -> Result<bool>;
+    ) -> Result<Option<Vec<StoredEvent>>>;
     /// Deletes a record and its index entries, appending the audit events in the same
-    /// transaction; false if it did not exist.
+    /// transaction, and returns them; `None` if it did not exist.
     async fn delete_record(
         &self,
         tenant: TenantId,
         collection: &str,
         id: RecordId,
         audit: &[AuditEvent],
-    ) -> Result<bool>;
+    ) -> Result<Option<Vec<StoredEvent>>>;
     /// Records whose `field` has blind index `digest`, oldest first, at most `limit`.
     async fn search(
         &self,
@@ -269,8 +272,12 @@ pub trait Store: Send + Sync + 'static {
     /// An incident's notices in key order.
     async fn notices(&self, tenant: TenantId, incident: IncidentId) -> Result<Vec<NoticeRow>>;
     /// Stores vault tokens (a token already stored is left as it is) and appends their audit
-    /// events, in one transaction. Returns how many were new.
-    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64>;
+    /// events, in one transaction. Returns how many were new, and the stored events.
+    async fn insert_tokens(
+        &self,
+        tokens: &[TokenRow],
+        audit: &[AuditEvent],
+    ) -> Result<(u64, Vec<StoredEvent>)>;
     /// The stored tokens among `tokens` in a scope of a tenant; unknown ones are left out.
     async fn tokens(
         &self,

@@ -842,7 +842,7 @@ impl Store for PostgresStore {
         tenant: TenantId,
         subject: SubjectId,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let t = tenant.as_bytes().as_slice();
         let s = subject.as_bytes().as_slice();
         // Destroy the key first: from its commit on, the subject's ciphertexts are noise.
@@ -869,11 +869,13 @@ impl Store for PostgresStore {
             &[&t, &s],
         )
         .await?;
-        if existed {
-            append_audit_tx(&tx, audit).await?;
-        }
+        let stored = if existed {
+            Some(append_audit_tx(&tx, audit).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(existed)
+        Ok(stored)
     }
 
     async fn subject_keys_not_at(
@@ -939,7 +941,7 @@ impl Store for PostgresStore {
         records: &[RecordRow],
         index: &[IndexEntry],
         audit: &[AuditEvent],
-    ) -> Result<()> {
+    ) -> Result<Vec<StoredEvent>> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         if !records.is_empty() {
@@ -968,9 +970,9 @@ impl Store for PostgresStore {
             .map_err(|e| conflict(e, "record"))?;
         }
         insert_index(&tx, index).await?;
-        append_audit_tx(&tx, audit).await?;
+        let stored = append_audit_tx(&tx, audit).await?;
         tx.commit().await?;
-        Ok(())
+        Ok(stored)
     }
 
     async fn records(
@@ -1001,7 +1003,7 @@ impl Store for PostgresStore {
         index: &[IndexEntry],
         expected_version: i64,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         let t = r.tenant.as_bytes().as_slice();
@@ -1023,7 +1025,7 @@ impl Store for PostgresStore {
             )
             .await?;
         if n != 1 {
-            return Ok(false);
+            return Ok(None);
         }
         tx.execute(
             "DELETE FROM blind_index WHERE tenant = $1 AND collection = $2 AND record = $3",
@@ -1031,9 +1033,9 @@ impl Store for PostgresStore {
         )
         .await?;
         insert_index(&tx, index).await?;
-        append_audit_tx(&tx, audit).await?;
+        let stored = append_audit_tx(&tx, audit).await?;
         tx.commit().await?;
-        Ok(true)
+        Ok(Some(stored))
     }
 
     async fn delete_record(
@@ -1042,7 +1044,7 @@ impl Store for PostgresStore {
         collection: &str,
         id: RecordId,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         let t = tenant.as_bytes().as_slice();
@@ -1058,11 +1060,13 @@ impl Store for PostgresStore {
             &[&t, &collection, &i],
         )
         .await?;
-        if n == 1 {
-            append_audit_tx(&tx, audit).await?;
-        }
+        let stored = if n == 1 {
+            Some(append_audit_tx(&tx, audit).await?)
+        } else {
+            None
+        };
         tx.commit().await?;
-        Ok(n == 1)
+        Ok(stored)
     }
 
     async fn search(
@@ -1609,7 +1613,11 @@ impl Store for PostgresStore {
         .collect()
     }
 
-    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64> {
+    async fn insert_tokens(
+        &self,
+        tokens: &[TokenRow],
+        audit: &[AuditEvent],
+    ) -> Result<(u64, Vec<StoredEvent>)> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
         let st = tx
@@ -1632,9 +1640,9 @@ impl Store for PostgresStore {
                 )
                 .await?;
         }
-        append_audit_tx(&tx, audit).await?;
+        let stored = append_audit_tx(&tx, audit).await?;
         tx.commit().await?;
-        Ok(n)
+        Ok((n, stored))
     }
 
     async fn tokens(

@@ -1035,7 +1035,7 @@ impl Store for SqliteStore {
         tenant: TenantId,
         subject: SubjectId,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let audit = audit.to_vec();
         // Destroy the key first and make sure its bytes leave the WAL: from this point the
         // subject's ciphertexts are noise, in this file and in every copy of data.db.
@@ -1063,14 +1063,15 @@ impl Store for SqliteStore {
                     "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
                     params![t, subject.as_bytes().as_slice()],
                 )?;
-                if existed {
-                    append_audit_tx(&tx, &audit)?;
-                }
+                let stored = if existed {
+                    Some(append_audit_tx(&tx, &audit)?)
+                } else {
+                    None
+                };
                 tx.commit()?;
-                Ok(())
+                Ok(stored)
             })
-            .await?;
-        Ok(existed)
+            .await
     }
 
     async fn subject_keys_not_at(
@@ -1142,7 +1143,7 @@ impl Store for SqliteStore {
         records: &[RecordRow],
         index: &[IndexEntry],
         audit: &[AuditEvent],
-    ) -> Result<()> {
+    ) -> Result<Vec<StoredEvent>> {
         let (records, index, audit) = (records.to_vec(), index.to_vec(), audit.to_vec());
         self.data
             .write(move |c| {
@@ -1171,9 +1172,9 @@ impl Store for SqliteStore {
                     }
                 }
                 insert_index(&tx, &index)?;
-                append_audit_tx(&tx, &audit)?;
+                let stored = append_audit_tx(&tx, &audit)?;
                 tx.commit()?;
-                Ok(())
+                Ok(stored)
             })
             .await
     }
@@ -1213,7 +1214,7 @@ impl Store for SqliteStore {
         index: &[IndexEntry],
         expected_version: i64,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let (r, index, audit) = (r.clone(), index.to_vec(), audit.to_vec());
         self.data
             .write(move |c| {
@@ -1234,16 +1235,16 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 if n != 1 {
-                    return Ok(false);
+                    return Ok(None);
                 }
                 tx.execute(
                     "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND record = ?3",
                     params![t, r.collection, r.id.as_bytes().as_slice()],
                 )?;
                 insert_index(&tx, &index)?;
-                append_audit_tx(&tx, &audit)?;
+                let stored = append_audit_tx(&tx, &audit)?;
                 tx.commit()?;
-                Ok(true)
+                Ok(Some(stored))
             })
             .await
     }
@@ -1254,7 +1255,7 @@ impl Store for SqliteStore {
         collection: &str,
         id: RecordId,
         audit: &[AuditEvent],
-    ) -> Result<bool> {
+    ) -> Result<Option<Vec<StoredEvent>>> {
         let (collection, audit) = (collection.to_owned(), audit.to_vec());
         self.data
             .write(move |c| {
@@ -1268,11 +1269,13 @@ impl Store for SqliteStore {
                     "DELETE FROM blind_index WHERE tenant = ?1 AND collection = ?2 AND record = ?3",
                     params![t, collection, id.as_bytes().as_slice()],
                 )?;
-                if n == 1 {
-                    append_audit_tx(&tx, &audit)?;
-                }
+                let stored = if n == 1 {
+                    Some(append_audit_tx(&tx, &audit)?)
+                } else {
+                    None
+                };
                 tx.commit()?;
-                Ok(n == 1)
+                Ok(stored)
             })
             .await
     }
@@ -1884,7 +1887,11 @@ impl Store for SqliteStore {
             .await
     }
 
-    async fn insert_tokens(&self, tokens: &[TokenRow], audit: &[AuditEvent]) -> Result<u64> {
+    async fn insert_tokens(
+        &self,
+        tokens: &[TokenRow],
+        audit: &[AuditEvent],
+    ) -> Result<(u64, Vec<StoredEvent>)> {
         let (rows, audit) = (tokens.to_vec(), audit.to_vec());
         self.data
             .write(move |c| {
@@ -1898,9 +1905,9 @@ impl Store for SqliteStore {
                         n += st.execute(params![r.tenant.as_bytes().as_slice(), r.scope, r.token, r.sealed, r.created_at])? as u64;
                     }
                 }
-                append_audit_tx(&tx, &audit)?;
+                let stored = append_audit_tx(&tx, &audit)?;
                 tx.commit()?;
-                Ok(n)
+                Ok((n, stored))
             })
             .await
     }

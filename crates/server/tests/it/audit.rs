@@ -1073,3 +1073,48 @@ async fn repeated_denials_can_throttle_instead() {
     assert_eq!(v["error"]["code"], "throttled");
     s.stop().await;
 }
+
+/// A write's events commit with the write, and then feed what appended events feed: here the
+/// checkpoints (one per event), so the last checkpoint is the write's own event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_events_are_checkpointed_and_observed_like_appended_ones() {
+    for backend in crate::harness::BOTH {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut cfg =
+            crate::harness::config(backend, tmp.path(), &crate::harness::Options::default());
+        cfg.set("vault.checkpoint_every", "1").unwrap();
+        let s = Server::start_config(cfg, false).await;
+        let (_, admin) = s.tenant("checkpointed").await;
+        s.customers(&admin).await;
+        for path in [
+            "/v1/collections/customers/records?purpose=billing",
+            "/v1/collections/customers/records?purpose=billing",
+        ] {
+            s.ok(
+                &admin,
+                Method::POST,
+                path,
+                Some(json!({"records": [{"fields": {"email": "a@example.com"}}]})),
+            )
+            .await;
+        }
+        let v = s.ok(&admin, Method::GET, "/v1/audit/verify", None).await;
+        assert_eq!(v["status"], "intact", "{v}");
+        assert_eq!(v["checkpoint_seq"], v["last_seq"], "{v}");
+        let last = events_of(&s, &admin)
+            .await
+            .into_iter()
+            .find(|e| e["seq"] == v["last_seq"])
+            .unwrap();
+        assert_eq!(last["event"]["action"], "record.write", "{last}");
+        s.stop().await;
+    }
+}
+
+async fn events_of(s: &Server, key: &str) -> Vec<Value> {
+    s.ok(key, Method::GET, "/v1/audit/events?limit=1000", None)
+        .await["events"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
