@@ -765,6 +765,12 @@ pub(crate) enum IncidentCommand {
     BlastRadius {
         /// Incident id.
         id: String,
+        /// Skip this many subjects (they come sorted by first exposure).
+        #[arg(long, default_value_t = 0)]
+        offset: usize,
+        /// Subjects in this page (at most 10,000).
+        #[arg(long, default_value_t = 1000)]
+        limit: usize,
     },
     /// Plan the notices: recipients (subject or guardian), channels, announcement, regulators.
     PlanNotices {
@@ -836,10 +842,10 @@ pub(crate) async fn incident(c: &Connection, cmd: IncidentCommand) -> anyhow::Re
             )
             .await?
         }
-        IncidentCommand::BlastRadius { id } => {
+        IncidentCommand::BlastRadius { id, offset, limit } => {
             api.call(
                 reqwest::Method::GET,
-                &format!("/v1/incidents/{id}/blast-radius"),
+                &format!("/v1/incidents/{id}/blast-radius?offset={offset}&limit={limit}"),
                 None,
             )
             .await?

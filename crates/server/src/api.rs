@@ -661,7 +661,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "GET",
                 "/v1/incidents/{incident_id}/blast-radius",
                 "incidents",
-                "Subjects, categories, fields and views exposed, from the audit log.",
+                "Subjects, categories, fields and views exposed, from the audit log; subjects in pages (`offset`, `limit`: default 1000, at most 10000), totals whole.",
             )
             .ok(200, "BlastRadius"),
             get(blast_radius),
@@ -1593,16 +1593,36 @@ async fn contain(
     Ok(Json(incident))
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubjectPage {
+    #[serde(default)]
+    offset: usize,
+    #[serde(default)]
+    limit: Option<usize>,
+}
+
+/// The blast radius with one page of its subjects (`offset`, `limit`: default 1,000, at most
+/// 10,000): a large incident touches a million subjects, and the totals come whole.
 async fn blast_radius(
     State(s): State<AppState>,
     Auth(c): Auth,
     Path(i): Path<String>,
-) -> ApiResult<Json<boveda_core::BlastRadius>> {
-    Ok(Json(
-        s.vault
-            .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
-            .await?,
-    ))
+    Params(q): Params<SubjectPage>,
+) -> ApiResult<Json<Value>> {
+    let mut r = s
+        .vault
+        .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+        .await?;
+    let total = r.subjects.len();
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let page: Vec<_> = r.subjects.drain(..).skip(q.offset).take(limit).collect();
+    r.subjects = page;
+    let mut v = json!(r);
+    v["subjects_total"] = json!(total);
+    v["offset"] = json!(q.offset);
+    v["limit"] = json!(limit);
+    Ok(Json(v))
 }
 
 async fn plan_notices(

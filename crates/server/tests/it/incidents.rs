@@ -193,6 +193,21 @@ async fn stolen_key_is_contained_and_the_blast_radius_comes_from_the_audit_log()
         );
         assert_eq!(b["by_category"]["contact"], 2);
         assert!(!b.to_string().contains("uno@") && !b.to_string().contains("4111"));
+        // Subjects come in pages sorted by first exposure; the totals stay whole.
+        let page = s
+            .ok(
+                &responder,
+                Method::GET,
+                &format!("/v1/incidents/{id}/blast-radius?offset=1&limit=1"),
+                None,
+            )
+            .await;
+        assert_eq!(page["subjects"].as_array().unwrap().len(), 1);
+        assert_eq!(page["subjects"][0], b["subjects"][1]);
+        assert_eq!(
+            (page["subjects_total"].as_u64(), page["clear"].as_u64()),
+            (Some(2), Some(1))
+        );
 
         let i = s
             .ok(
