@@ -283,8 +283,9 @@ impl Vault {
         Ok(allowed)
     }
 
-    /// Decides an action that spans every collection (erasing a subject): it needs an allow for
-    /// the most sensitive labels.
+    /// Decides an action that spans every collection (erasing a subject, detokenizing): it
+    /// needs an allow for the most sensitive labels. Returns the view cap granted, bounded by
+    /// the caller's own.
     pub(crate) async fn authorize_tenant_wide(
         &self,
         caller: &Caller,
@@ -293,7 +294,7 @@ impl Vault {
         action: Action,
         purpose: &str,
         subjects: &[SubjectId],
-    ) -> Result<(), Error> {
+    ) -> Result<View, Error> {
         let ctx = self.context(caller, tenant, t, subjects).await?;
         let labels = ResourceLabels {
             collection: "*",
@@ -308,12 +309,11 @@ impl Vault {
             purpose,
             context: &ctx,
         });
-        if d.is_allow() {
-            Ok(())
-        } else {
-            Err(self
+        match d.view() {
+            Some(v) => Ok(v.min(caller.principal.grants.max_view)),
+            None => Err(self
                 .refuse(caller, tenant, t, "*", action, purpose, subjects, &d)
-                .await)
+                .await),
         }
     }
 

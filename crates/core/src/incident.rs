@@ -630,39 +630,46 @@ impl Vault {
         let slices = std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 8)) as u64;
         let (tx, mut rx) =
             tokio::sync::mpsc::channel::<Result<Vec<StoredEvent>, Error>>(slices as usize);
+        // One task per slice, each over every principal in scope: as many store calls at once
+        // as there are slices, whatever the scope.
         let mut fetchers = tokio::task::JoinSet::new();
-        for principal in principals {
-            for k in 0..slices {
-                let filter = AuditFilter {
-                    from_ms: scope.from_ms,
-                    to_ms: scope.to_ms,
-                    principal: principal.clone(),
-                    outcome: Some("allowed".into()),
-                    to_seq: Some(head * (k + 1) / slices),
-                    ..AuditFilter::default()
-                };
-                let (vault, tx) = (self.clone(), tx.clone());
-                let mut after = head * k / slices;
-                fetchers.spawn(async move {
+        for k in 0..slices {
+            let (vault, tx, principals) = (self.clone(), tx.clone(), principals.clone());
+            let (from_ms, to_ms) = (scope.from_ms, scope.to_ms);
+            fetchers.spawn(async move {
+                for principal in principals {
+                    let filter = AuditFilter {
+                        from_ms,
+                        to_ms,
+                        principal,
+                        outcome: Some("allowed".into()),
+                        to_seq: Some(head * (k + 1) / slices),
+                        ..AuditFilter::default()
+                    };
+                    let mut after = head * k / slices;
                     loop {
                         let page = vault
                             .st("audit_events")
                             .audit_events(tenant, &filter, after, 10_000)
                             .await
                             .map_err(Error::from);
-                        let last = page.as_ref().map(|p| p.last().map(|e| e.seq));
-                        match last {
-                            Ok(None) => break,
-                            Ok(Some(seq)) => after = seq,
-                            Err(_) => {}
-                        }
-                        let stop = page.is_err();
-                        if tx.send(page).await.is_err() || stop {
+                        let last = match &page {
+                            Ok(p) => p.last().map(|e| e.seq),
+                            Err(_) => None,
+                        };
+                        let failed = page.is_err();
+                        if page.as_ref().is_ok_and(Vec::is_empty) {
                             break;
                         }
+                        if tx.send(page).await.is_err() || failed {
+                            return;
+                        }
+                        if let Some(seq) = last {
+                            after = seq;
+                        }
                     }
-                });
-            }
+                }
+            });
         }
         drop(tx);
         let mut touched: Vec<(u16, Option<(u16, u16)>)> = Vec::new();
@@ -713,7 +720,10 @@ impl Vault {
                 }
             }
         }
-        while fetchers.join_next().await.is_some() {}
+        // A fetcher that panicked dropped its sender early: the count would be short.
+        while let Some(done) = fetchers.join_next().await {
+            done.map_err(|_| Error::Internal("blast radius: a log reader failed"))?;
+        }
         // Subjects whose keys a compromised KEK version wraps: their ciphertext may be opened
         // by whoever holds that version and a copy of the data.
         if !scope.key_versions.is_empty() {

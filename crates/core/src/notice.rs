@@ -1280,6 +1280,17 @@ impl Vault {
                 for row in due {
                     let mut n = parse(&row)?;
                     if n.due_ms(lease_ms).is_none_or(|d| d > now) {
+                        // The column says due, the document does not (a row migrated from
+                        // before the column, or changed by an older node): set the column
+                        // from the document, so that the row stops coming first.
+                        let fixed = NoticeRow {
+                            due_ms: n.due_ms(lease_ms),
+                            version: row.version + 1,
+                            ..row.clone()
+                        };
+                        self.st("update_notice")
+                            .update_notice(&fixed, row.version)
+                            .await?;
                         continue;
                     }
                     n.status = "sending".into();
@@ -1315,11 +1326,55 @@ impl Vault {
                 .await?;
                 let contacts = self.contacts(tenant, &mut t, &s, &subjects).await?;
                 for n in claimed {
-                    out.push(Self::message(&incident, &s, &contacts, n, tenant)?);
+                    let (key, channel) = (n.key.clone(), n.channels[n.channel].clone());
+                    match Self::message(&incident, &s, &contacts, n, tenant) {
+                        Ok(m) => out.push(m),
+                        // A notice that cannot be written (its subject was erased since the
+                        // plan) fails alone; the others still go.
+                        Err(e) => {
+                            tracing::warn!(incident = %incident.id, error = %e, "a notice cannot be composed; it is marked failed");
+                            self.fail_notice(tenant, incident.id, &key, &channel, &e)
+                                .await?;
+                        }
+                    }
                 }
             }
         }
         Ok(out)
+    }
+
+    /// Marks a claimed notice failed for good, with the error's kind (never a value).
+    async fn fail_notice(
+        &self,
+        tenant: TenantId,
+        incident: IncidentId,
+        key: &str,
+        channel: &str,
+        e: &Error,
+    ) -> Result<(), Error> {
+        let Some(row) = self.st("notice").notice(tenant, incident, key).await? else {
+            return Ok(());
+        };
+        let mut n = parse(&row)?;
+        let now = now_ms();
+        n.status = "failed".into();
+        n.updated_ms = now;
+        n.history.push(Attempt {
+            at_ms: now,
+            channel: channel.to_owned(),
+            outcome: "failed".into(),
+            error: Some(format!("cannot be composed: {e}")),
+        });
+        let next = NoticeRow {
+            doc: json(&n)?,
+            version: row.version + 1,
+            due_ms: n.due_ms(0),
+            ..row
+        };
+        self.st("update_notice")
+            .update_notice(&next, row.version)
+            .await?;
+        Ok(())
     }
 
     fn message(

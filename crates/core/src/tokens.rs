@@ -142,10 +142,12 @@ impl Vault {
         let (_, seal) = token_keys(&issuer.t)?;
         let now = now_ms();
         let mut rows: Vec<TokenRow> = Vec::with_capacity(issued.len());
+        // In token order, each once: two calls storing the same tokens lock them in the same
+        // order (on PostgreSQL, another order could deadlock).
+        let mut issued = issued;
+        issued.sort_by(|a, b| a.0.cmp(&b.0));
+        issued.dedup_by(|a, b| a.0 == b.0);
         for (token, value) in &issued {
-            if rows.iter().any(|r| &r.token == token) {
-                continue;
-            }
             rows.push(TokenRow {
                 tenant: issuer.tenant,
                 scope: issuer.scope.clone(),
@@ -202,11 +204,26 @@ impl Vault {
         }
         let (tenant, t) = self.data_call(caller, Scope::Read, purpose).await?;
         let purpose = purpose.unwrap_or_default();
-        self.authorize_tenant_wide(caller, tenant, &t, Action::Detokenize, purpose, &[])
+        let view = self
+            .authorize_tenant_wide(caller, tenant, &t, Action::Detokenize, purpose, &[])
             .await?;
-        if caller.principal.grants.max_view != View::Plain {
+        if view != View::Plain {
+            // Allowed, but only below plain (by the policy or the caller's own cap): values in
+            // clear are what detokenizing shows, so it is refused, and the refusal audited.
+            let mut event = self.event(
+                caller,
+                tenant,
+                Some(&t),
+                "token.detokenize",
+                boveda_audit::Outcome::Denied,
+            );
+            event.collection = Some(format!("tokens:{scope}"));
+            event.purpose = Some(purpose.to_owned());
+            event.view = Some(view.as_str().to_owned());
+            event.reason = Some("the view cap is below plain".into());
+            self.audit(vec![event]).await?;
             return Err(Error::Forbidden(
-                "detokenizing shows values in clear: the caller's view cap is not plain".into(),
+                "detokenizing shows values in clear: the view granted is not plain".into(),
             ));
         }
         let rows = self.st("tokens").tokens(tenant, scope, tokens).await?;

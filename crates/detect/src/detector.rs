@@ -164,9 +164,12 @@ pub const RE_IGNORECASE: u32 = 2;
 pub const RE_MULTILINE: u32 = 8;
 /// Python `re.DOTALL`.
 pub const RE_DOTALL: u32 = 16;
+/// Python `re.VERBOSE`.
+pub const RE_VERBOSE: u32 = 64;
 
 /// One pattern out of Presidio-style allow-list regular expressions: a finding is dropped when
-/// its whole text matches any of them (Python's `re.fullmatch` over `"|".join(patterns)`).
+/// any of them matches somewhere in its text (Presidio's `re.search` over
+/// `"|".join(patterns)`).
 ///
 /// # Errors
 /// [`Error::InvalidPattern`] when a pattern does not compile (lookaround and backreferences are
@@ -176,14 +179,19 @@ pub fn allow_pattern(patterns: &[String], flags: u32) -> Result<Option<Regex>, E
         return Ok(None);
     }
     let mut set = String::from("(?");
-    for (bit, c) in [(RE_IGNORECASE, 'i'), (RE_MULTILINE, 'm'), (RE_DOTALL, 's')] {
+    for (bit, c) in [
+        (RE_IGNORECASE, 'i'),
+        (RE_MULTILINE, 'm'),
+        (RE_DOTALL, 's'),
+        (RE_VERBOSE, 'x'),
+    ] {
         if flags & bit != 0 {
             set.push(c);
         }
     }
     set.push_str("u)");
     let alternatives: Vec<String> = patterns.iter().map(|p| format!("(?:{p})")).collect();
-    let source = format!("{set}\\A(?:{})\\z", alternatives.join("|"));
+    let source = format!("{set}{}", alternatives.join("|"));
     Regex::builder()
         .configure(Regex::config().nfa_size_limit(Some(1 << 20)))
         .build(&source)

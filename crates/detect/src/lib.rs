@@ -29,8 +29,8 @@ mod wallet;
 
 pub use detector::{
     CONTEXT_BOOST, CustomPattern, CustomRecognizer, DenyList, DetectOptions, Detector,
-    DetectorConfig, MIN_SCORE_WITH_CONTEXT, RE_DOTALL, RE_IGNORECASE, RE_MULTILINE, Validator,
-    allow_pattern, ascii_pattern,
+    DetectorConfig, MIN_SCORE_WITH_CONTEXT, RE_DOTALL, RE_IGNORECASE, RE_MULTILINE, RE_VERBOSE,
+    Validator, allow_pattern, ascii_pattern,
 };
 pub use entity::{BUILT_IN, Entity};
 pub use error::Error;

@@ -986,7 +986,7 @@ fn schemas() -> Value {
             "correlation_id": {"type": "string"}, "score_threshold": {"type": "number"}, "return_decision_process": {"type": "boolean"},
             "ad_hoc_recognizers": {"type": "array", "items": {"type": "object"}}, "context": {"type": "array", "items": {"type": "string"}},
             "allow_list": {"type": "array", "items": {"type": "string"}}, "allow_list_match": {"type": "string", "enum": ["exact", "regex"]},
-            "regex_flags": {"type": "integer", "description": "Python re flags for allow_list_match regex: 2 IGNORECASE, 8 MULTILINE, 16 DOTALL (default 26)"}}},
+            "regex_flags": {"type": "integer", "description": "Python re flags for allow_list_match regex: 2 IGNORECASE, 8 MULTILINE, 16 DOTALL, 64 VERBOSE (default 26)"}}},
         "PresidioAnalyzeResult": {"oneOf": [{"type": "array", "items": result}, {"type": "array", "items": {"type": "array", "items": result}}]},
         "PresidioAnonymizeRequest": {"type": "object", "required": ["text", "analyzer_results"], "properties": {
             "text": {"type": "string"}, "analyzer_results": {"type": "array", "items": result_in},

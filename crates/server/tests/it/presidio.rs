@@ -150,9 +150,9 @@ async fn analyze_gives_character_offsets_in_spanish_and_chinese() {
     assert!(got.contains(&"ana@example.com".to_owned()));
     assert!(!got.contains(&"bob@example.com".to_owned()));
 
-    // allow_list_match "regex": a finding goes when its whole text matches, case-insensitively
-    // by default (Presidio's flags); a partial match keeps it; without IGNORECASE the case
-    // counts.
+    // allow_list_match "regex": a finding goes when a pattern matches anywhere in its text (as
+    // Presidio's re.search), case-insensitively by default (Presidio's flags); without
+    // IGNORECASE the case counts.
     let text = "Mail ANA@EXAMPLE.COM, bob@example.com or carl@example.org";
     let found = |flags: Option<u32>, patterns: Value| {
         let mut body = json!({"text": text, "language": "en", "entities": ["EMAIL_ADDRESS"],
@@ -180,9 +180,9 @@ async fn analyze_gives_character_offsets_in_spanish_and_chinese() {
         ["ANA@EXAMPLE.COM", "carl@example.org"]
     );
     assert_eq!(
-        found(None, json!(["example"])).await.len(),
-        3,
-        "a partial match is not enough"
+        found(None, json!(["example\\.org$"])).await,
+        ["ANA@EXAMPLE.COM", "bob@example.com"],
+        "a match inside the finding is enough"
     );
     for bad in [
         json!({"allow_list_match": "fuzzy"}),
@@ -782,6 +782,33 @@ async fn vault_tokens_turn_back_only_through_the_vault() {
             assert_eq!(st.as_u16(), status, "{path}: {v}");
             assert!(!v.to_string().contains("12345678Z"));
         }
+
+        // A policy that allows detokenizing only masked is a refusal too.
+        let policy = json!({"rules": [
+            {"id": "services", "effect": "allow", "roles": ["service"], "actions": ["*"], "resources": ["*"], "purposes": ["*"], "view": "plain"},
+            {"id": "masked-detok", "effect": "allow", "roles": ["detok"], "actions": ["detokenize"], "resources": ["*"], "purposes": ["*"], "view": "masked"}]});
+        s.ok(&key, Method::PUT, "/v1/policy", Some(policy)).await;
+        let detok = s
+            .ok(
+                &s.operator,
+                Method::POST,
+                &format!("/v1/tenants/{tenant}/service-accounts"),
+                Some(json!({"name": "detok", "scopes": ["read"], "roles": ["detok"]})),
+            )
+            .await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (st, v) = s
+            .call(
+                &detok,
+                Method::POST,
+                "/v1/tokens/detokenize?purpose=billing",
+                Some(json!({"scope": "crm", "tokens": [token]})),
+            )
+            .await;
+        assert_eq!(st.as_u16(), 403, "{v}");
+        assert!(!v.to_string().contains("12345678Z"));
 
         // Audited: one tokenize event per call that issued tokens, one detokenize per
         // answered call; no value in the log.
