@@ -502,3 +502,137 @@ async fn a_stolen_key_leads_to_approved_notices_delivered_once_each() {
         assert!(!logs.contains(secret), "{secret} in the logs");
     }
 }
+
+/// A subject erased after the plan cannot be written to: that notice fails alone, with the
+/// reason, and the others are delivered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_to_an_erased_subject_fails_alone() {
+    let smtp = Smtp::start();
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = crate::harness::config(
+        Backend::Sqlite,
+        tmp.path(),
+        &crate::harness::Options::default(),
+    );
+    for (k, v) in [
+        ("notify.smtp_url", format!("smtp://127.0.0.1:{}", smtp.port)),
+        ("notify.from", "privacidad@acme.example".into()),
+        ("notify.backoff_ms", "20".into()),
+        ("notify.interval_ms", "50".into()),
+    ] {
+        cfg.set(k, &v).unwrap();
+    }
+    let s = Server::start_config(cfg, false).await;
+    let (tenant, admin) = s.tenant("erased").await;
+    s.ok(
+        &admin,
+        Method::PUT,
+        "/v1/collections/people",
+        Some(json!({"fields": {
+        "name": {"type": "person_name", "category": "identity", "grade": "L2"},
+        "email": {"type": "email", "category": "contact", "grade": "L2"}}})),
+    )
+    .await;
+    let mut settings = s.ok(&admin, Method::GET, "/v1/settings", None).await["settings"].clone();
+    settings["notice"] = json!({"collection": "people", "fields": {"name": "name", "email": "email"},
+        "channels": ["email"], "controller": "ACME S.L.", "contact": "dpo@acme.example"});
+    s.ok(&admin, Method::PUT, "/v1/settings", Some(settings))
+        .await;
+    let w = s
+        .ok(
+            &admin,
+            Method::POST,
+            "/v1/collections/people/records?purpose=billing",
+            Some(json!({"records": [
+                {"fields": {"name": "Ana García", "email": "ana@example.es"}},
+                {"fields": {"name": "Bea López", "email": "bea@example.es"}}]})),
+        )
+        .await;
+    let stolen = account(&s, &tenant, "exporter", &["service"]).await;
+    let thief = s.ok(&stolen, Method::GET, "/v1/whoami", None).await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut subjects = Vec::new();
+    for r in w["records"].as_array().unwrap() {
+        let id = r["id"].as_str().unwrap();
+        s.ok(
+            &stolen,
+            Method::GET,
+            &format!("/v1/collections/people/records/{id}?purpose=billing&view=plain"),
+            None,
+        )
+        .await;
+        subjects.push(r["subject_id"].as_str().unwrap().to_owned());
+    }
+    let officer = account(&s, &tenant, "dpo", &["privacy_officer"]).await;
+    let officer2 = account(&s, &tenant, "dpo-deputy", &["privacy_officer"]).await;
+    let iid = s
+        .ok(
+            &officer,
+            Method::POST,
+            "/v1/incidents",
+            Some(json!({
+            "title": "Clave robada", "description": "", "detected_at": 1_790_000_000_000i64,
+            "severity": "high", "scope": {"principals": [thief]}})),
+        )
+        .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    s.ok(
+        &officer,
+        Method::POST,
+        &format!("/v1/incidents/{iid}/notices/plan"),
+        None,
+    )
+    .await;
+    let (st, _) = s
+        .call(
+            &admin,
+            Method::DELETE,
+            &format!("/v1/subjects/{}?purpose=data_subject_request", subjects[0]),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "erased after the plan");
+    s.ok(
+        &officer2,
+        Method::POST,
+        &format!("/v1/incidents/{iid}/notices/approve"),
+        None,
+    )
+    .await;
+    let list = format!("/v1/incidents/{iid}/notices");
+    wait_for("both notices settled", async || {
+        let v = s.ok(&officer, Method::GET, &list, None).await;
+        v["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n["kind"] == "individual")
+            .all(|n| matches!(n["status"].as_str().unwrap(), "sent" | "failed"))
+    })
+    .await;
+    let v = s.ok(&officer, Method::GET, &list, None).await;
+    let of = |sid: &str| {
+        v["notices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["subject_id"] == sid)
+            .unwrap()
+            .clone()
+    };
+    let (erased, kept) = (of(&subjects[0]), of(&subjects[1]));
+    assert_eq!(erased["status"], "failed", "{v}");
+    assert!(
+        erased["history"].to_string().contains("cannot be composed"),
+        "{erased}"
+    );
+    assert_eq!(kept["status"], "sent", "{v}");
+    let sent = smtp.messages();
+    assert_eq!(sent.len(), 1);
+    assert!(sent[0].to_string().contains("bea@example.es"));
+    s.stop().await;
+}
