@@ -771,6 +771,9 @@ pub(crate) enum IncidentCommand {
         /// Subjects in this page (at most 10,000).
         #[arg(long, default_value_t = 1000)]
         limit: usize,
+        /// Read the audit log anew instead of the snapshot kept a minute for paging.
+        #[arg(long)]
+        fresh: bool,
     },
     /// Plan the notices: recipients (subject or guardian), channels, announcement, regulators.
     PlanNotices {
@@ -842,10 +845,17 @@ pub(crate) async fn incident(c: &Connection, cmd: IncidentCommand) -> anyhow::Re
             )
             .await?
         }
-        IncidentCommand::BlastRadius { id, offset, limit } => {
+        IncidentCommand::BlastRadius {
+            id,
+            offset,
+            limit,
+            fresh,
+        } => {
             api.call(
                 reqwest::Method::GET,
-                &format!("/v1/incidents/{id}/blast-radius?offset={offset}&limit={limit}"),
+                &format!(
+                    "/v1/incidents/{id}/blast-radius?offset={offset}&limit={limit}&fresh={fresh}"
+                ),
                 None,
             )
             .await?

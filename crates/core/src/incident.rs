@@ -190,6 +190,22 @@ pub struct BlastRadius {
     pub by_category: BTreeMap<String, u64>,
     /// Audit events examined.
     pub events_examined: u64,
+    /// The log's last sequence number when this was computed: a snapshot, the same for every
+    /// page read from it.
+    pub as_of_seq: u64,
+    /// When it was computed, Unix milliseconds.
+    pub computed_at_ms: i64,
+}
+
+/// How long a computed blast radius is served again (to page through it) before the log is
+/// read anew.
+const RADIUS_TTL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The last blast radius computed, for paging through it without reading the log again.
+pub(crate) struct RadiusCache {
+    key: (TenantId, IncidentId, i64),
+    at: std::time::Instant,
+    radius: Arc<BlastRadius>,
 }
 
 pub(crate) fn handler(caller: &Caller) -> Result<TenantId, Error> {
@@ -590,7 +606,8 @@ impl Vault {
     }
 
     /// Who and what an incident exposed, from the audit log: every allowed read or search by a
-    /// principal in scope (or anyone, for a tenant-wide scope) within the window.
+    /// principal in scope (or anyone, for a tenant-wide scope) within the window. The result is
+    /// kept a minute for paging (the same snapshot for every page); `fresh` reads the log anew.
     ///
     /// # Errors
     /// [`Error::NotFound`], [`Error::Forbidden`].
@@ -598,14 +615,41 @@ impl Vault {
         &self,
         caller: &Caller,
         id: IncidentId,
-    ) -> Result<BlastRadius, Error> {
+        fresh: bool,
+    ) -> Result<Arc<BlastRadius>, Error> {
         let tenant = handler(caller)?;
         let row = self
             .st("incident")
             .incident(tenant, id)
             .await?
             .ok_or(Error::NotFound("incident"))?;
-        let incident = from_row(&row)?;
+        let key = (tenant, id, row.version);
+        if !fresh
+            && let Ok(cache) = self.inner.radius.lock()
+            && let Some(c) = cache.as_ref()
+            && c.key == key
+            && c.at.elapsed() < RADIUS_TTL
+        {
+            return Ok(Arc::clone(&c.radius));
+        }
+        let radius = Arc::new(self.compute_blast_radius(tenant, &row).await?);
+        if let Ok(mut cache) = self.inner.radius.lock() {
+            *cache = Some(RadiusCache {
+                key,
+                at: std::time::Instant::now(),
+                radius: Arc::clone(&radius),
+            });
+        }
+        Ok(radius)
+    }
+
+    /// The blast radius read from the log now (the notice plan wants it fresh).
+    pub(crate) async fn compute_blast_radius(
+        &self,
+        tenant: TenantId,
+        row: &IncidentRow,
+    ) -> Result<BlastRadius, Error> {
+        let incident = from_row(row)?;
         let scope = &incident.scope;
         let t = self.cached(tenant).await?;
         let principals: Vec<Option<String>> = if scope.tenant || scope.principals.is_empty() {
@@ -819,6 +863,8 @@ impl Vault {
             by_category,
             events_examined: examined,
             subjects,
+            as_of_seq: head,
+            computed_at_ms: now_ms(),
         })
     }
 }

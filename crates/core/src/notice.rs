@@ -931,7 +931,13 @@ impl Vault {
         }
         let mut t = self.cached(tenant).await?;
         let s = Self::notice_settings(&t)?;
-        let radius = self.blast_radius(caller, id).await?;
+        // Fresh from the log, not the copy kept for paging.
+        let row = self
+            .st("incident")
+            .incident(tenant, id)
+            .await?
+            .ok_or(Error::NotFound("incident"))?;
+        let radius = self.compute_blast_radius(tenant, &row).await?;
         let clear: Vec<SubjectId> = radius
             .subjects
             .iter()
@@ -1190,7 +1196,7 @@ impl Vault {
         let incident = self.incident(caller, id).await?;
         let t = self.cached(tenant).await?;
         let s = Self::notice_settings(&t)?;
-        let radius = self.blast_radius(caller, id).await?;
+        let radius = self.blast_radius(caller, id, false).await?;
         let language = language.unwrap_or(if jurisdiction == "pipl" {
             "zh"
         } else {

@@ -325,6 +325,8 @@ pub(crate) struct Inner {
     pub(crate) analyzer: std::sync::Mutex<boveda_audit::Analyzer>,
     /// Principals throttled by an alert response: until when, and their last data call.
     pub(crate) throttled: std::sync::Mutex<HashMap<PrincipalId, (Instant, Instant)>>,
+    /// The last blast radius computed, for paging (see `Vault::blast_radius`).
+    pub(crate) radius: std::sync::Mutex<Option<crate::incident::RadiusCache>>,
     cache: RwLock<HashMap<TenantId, Arc<TenantCache>>>,
     /// Principals by token hash, for [`VaultConfig::cache_ttl`]; cleared on any change.
     principals: RwLock<HashMap<[u8; 32], (Instant, Principal)>>,
@@ -477,6 +479,7 @@ impl Vault {
                 dummy_phc,
                 analyzer,
                 throttled: std::sync::Mutex::new(HashMap::new()),
+                radius: std::sync::Mutex::new(None),
                 journal,
                 cache: RwLock::new(HashMap::new()),
                 principals: RwLock::new(HashMap::new()),

@@ -661,7 +661,7 @@ pub fn routes() -> Vec<(RouteDoc, MethodRouter<AppState>)> {
                 "GET",
                 "/v1/incidents/{incident_id}/blast-radius",
                 "incidents",
-                "Subjects, categories, fields and views exposed, from the audit log; subjects in pages (`offset`, `limit`: default 1000, at most 10000), totals whole.",
+                "Subjects, categories, fields and views exposed, from the audit log; subjects in pages (`offset`, `limit`: default 1000, at most 10000) of one snapshot kept a minute (`fresh=true` reads the log anew), totals whole.",
             )
             .ok(200, "BlastRadius"),
             get(blast_radius),
@@ -1600,28 +1600,33 @@ struct SubjectPage {
     offset: usize,
     #[serde(default)]
     limit: Option<usize>,
+    #[serde(default)]
+    fresh: bool,
 }
 
 /// The blast radius with one page of its subjects (`offset`, `limit`: default 1,000, at most
-/// 10,000): a large incident touches a million subjects, and the totals come whole.
+/// 10,000): a large incident touches a million subjects, and the totals come whole. Pages read
+/// within a minute come from one snapshot of the log (`as_of_seq`).
 async fn blast_radius(
     State(s): State<AppState>,
     Auth(c): Auth,
     Path(i): Path<String>,
     Params(q): Params<SubjectPage>,
 ) -> ApiResult<Json<Value>> {
-    let mut r = s
+    let r = s
         .vault
-        .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?)
+        .blast_radius(&c, id::<boveda_core::IncidentId>(&i, "incident")?, q.fresh)
         .await?;
-    let total = r.subjects.len();
     let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let page: Vec<_> = r.subjects.drain(..).skip(q.offset).take(limit).collect();
-    r.subjects = page;
-    let mut v = json!(r);
-    v["subjects_total"] = json!(total);
-    v["offset"] = json!(q.offset);
-    v["limit"] = json!(limit);
+    let page: Vec<&boveda_core::SubjectExposure> =
+        r.subjects.iter().skip(q.offset).take(limit).collect();
+    let v = json!({
+        "subjects": page, "clear": r.clear, "masked_only": r.masked_only,
+        "ciphertext_only": r.ciphertext_only, "by_category": r.by_category,
+        "events_examined": r.events_examined, "as_of_seq": r.as_of_seq,
+        "computed_at_ms": r.computed_at_ms, "subjects_total": r.subjects.len(),
+        "offset": q.offset, "limit": limit,
+    });
     Ok(Json(v))
 }
 

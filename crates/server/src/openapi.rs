@@ -155,7 +155,9 @@ fn schemas() -> Value {
             "subject_id": {"type": ["string", "null"]}, "exposure": {"type": "string", "enum": ["clear", "masked", "ciphertext_only"]}, "categories": {"type": "array"},
             "fields": {"type": "array"}, "grades": {"type": "array"}, "views": {"type": "array"}, "counts": {"type": "object"}, "first_ms": {"type": "integer"}, "last_ms": {"type": "integer"}}}},
             "clear": {"type": "integer"}, "masked_only": {"type": "integer"}, "ciphertext_only": {"type": "integer"}, "by_category": {"type": "object"}, "events_examined": {"type": "integer"},
-            "subjects_total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"}}},
+            "subjects_total": {"type": "integer"}, "offset": {"type": "integer"}, "limit": {"type": "integer"},
+            "as_of_seq": {"type": "integer", "description": "the log's last sequence number in this snapshot; pages read within a minute share it"},
+            "computed_at_ms": {"type": "integer"}}},
         "KeyStatus": {"type": "object", "properties": {"active_version": {"type": "integer"}, "rewrap_pending": {"type": "integer"},
             "rewrap_progress_percent": {"type": "number"}, "versions": {"type": "array", "items": {"type": "object", "properties": {
                 "version": {"type": "integer"}, "state": {"type": "string"}, "subjects": {"type": "integer"}, "created_at": {"type": "integer"}}}}}}

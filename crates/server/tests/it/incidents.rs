@@ -204,6 +204,8 @@ async fn stolen_key_is_contained_and_the_blast_radius_comes_from_the_audit_log()
             .await;
         assert_eq!(page["subjects"].as_array().unwrap().len(), 1);
         assert_eq!(page["subjects"][0], b["subjects"][1]);
+        assert_eq!(page["as_of_seq"], b["as_of_seq"], "pages of one snapshot");
+        assert!(b["as_of_seq"].as_u64().unwrap() > 0);
         assert_eq!(
             (page["subjects_total"].as_u64(), page["clear"].as_u64()),
             (Some(2), Some(1))
