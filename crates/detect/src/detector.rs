@@ -234,6 +234,9 @@ struct ContextWords {
     words: Vec<&'static str>,
     /// For each word, a bit per built-in entity ([`entity_bit`]) it supports.
     masks: Vec<u32>,
+    /// Listed places, after the words in the automaton's patterns: one pass finds both. A
+    /// place matches in its written case only (the automaton ignores ASCII case for the words).
+    places: Vec<&'static str>,
 }
 
 /// A bit per built-in entity, for context-word lookups; custom entities have none.
@@ -258,17 +261,23 @@ static CONTEXT: LazyLock<Option<ContextWords>> = LazyLock::new(|| {
             }
         }
     }
+    let places = places::names();
     let ac = AhoCorasick::builder()
         .ascii_case_insensitive(true)
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
-        .build(&words)
+        .build(words.iter().chain(&places))
         .ok()?;
     let masks = entities
         .iter()
         .map(|es| es.iter().map(entity_bit).fold(0, |a, b| a | b))
         .collect();
-    Some(ContextWords { ac, words, masks })
+    Some(ContextWords {
+        ac,
+        words,
+        masks,
+        places,
+    })
 });
 
 struct Compiled {
@@ -440,7 +449,8 @@ impl Detector {
 
     /// Find personal data in `text`. Findings do not overlap and are sorted by offset.
     pub fn detect(&self, text: &str, opts: &DetectOptions) -> Vec<Finding> {
-        let mut cands = self.candidates(text, opts);
+        let mut hits = Vec::new();
+        let mut cands = self.candidates(text, opts, &mut hits);
         cands.retain(|c| opts.wants(&c.entity));
         if !opts.allow_list.is_empty() {
             cands.retain(|c| !opts.allow_list.iter().any(|a| a == &text[c.start..c.end]));
@@ -448,14 +458,21 @@ impl Detector {
         if let Some(allow) = &opts.allow_pattern {
             cands.retain(|c| !allow.is_match(&text[c.start..c.end]));
         }
-        self.apply_context(text, &mut cands, opts);
+        self.apply_context(text, &mut cands, opts, &hits);
         cands.retain(|c| c.score >= opts.score_threshold);
         let scored = cands;
         let kept = resolve_overlaps(&scored);
         to_findings(text, scored, &kept)
     }
 
-    fn candidates(&self, text: &str, opts: &DetectOptions) -> Vec<Candidate> {
+    /// The candidates of every recognizer, and the built-in context words found (start, end,
+    /// word), in order.
+    fn candidates(
+        &self,
+        text: &str,
+        opts: &DetectOptions,
+        hits: &mut Vec<(usize, usize, usize)>,
+    ) -> Vec<Candidate> {
         let mut out = Vec::new();
         let b = &*self.built_in;
         for m in b.regex.find_iter(text) {
@@ -465,8 +482,28 @@ impl Detector {
         if opts.wants(&Entity::Person) {
             person::scan(text, &mut out);
         }
-        if opts.wants(&Entity::Location) {
-            places::scan(text, &mut out);
+        // One pass for listed places and context words.
+        if let Some(cw) = CONTEXT.as_ref() {
+            let places = opts.wants(&Entity::Location);
+            let bytes = text.as_bytes();
+            for m in cw.ac.find_iter(text) {
+                let (s, e, id) = (m.start(), m.end(), m.pattern().as_usize());
+                let Some(word) = cw.words.get(id) else {
+                    if places && &text[s..e] == cw.places[id - cw.words.len()] {
+                        places::found(text, s, e, &mut out);
+                    }
+                    continue;
+                };
+                if word.is_ascii() {
+                    let letter = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
+                    let left = s > 0 && letter(s - 1);
+                    let right = word.len() <= 4 && letter(e) && (bytes[e] != b's' || letter(e + 1));
+                    if left || right {
+                        continue;
+                    }
+                }
+                hits.push((s, e, id));
+            }
         }
         for c in &self.custom {
             if !opts.wants(&c.entity) {
@@ -521,27 +558,15 @@ impl Detector {
     }
 
     /// Raise scores by context and record the words that did it.
-    fn apply_context(&self, text: &str, cands: &mut [Candidate], opts: &DetectOptions) {
+    fn apply_context(
+        &self,
+        text: &str,
+        cands: &mut [Candidate],
+        opts: &DetectOptions,
+        hits: &[(usize, usize, usize)],
+    ) {
         if cands.is_empty() {
             return;
-        }
-        // One pass over the text for all built-in context words, kept as sorted positions.
-        let mut hits: Vec<(usize, usize, usize)> = Vec::new();
-        if let Some(cw) = CONTEXT.as_ref() {
-            let bytes = text.as_bytes();
-            for m in cw.ac.find_iter(text) {
-                let (s, e) = (m.start(), m.end());
-                let word = cw.words[m.pattern().as_usize()];
-                if word.is_ascii() {
-                    let letter = |i: usize| bytes.get(i).is_some_and(u8::is_ascii_alphabetic);
-                    let left = s > 0 && letter(s - 1);
-                    let right = word.len() <= 4 && letter(e) && (bytes[e] != b's' || letter(e + 1));
-                    if left || right {
-                        continue;
-                    }
-                }
-                hits.push((s, e, m.pattern().as_usize()));
-            }
         }
         let extra: Vec<String> = opts.context.iter().map(|w| w.to_lowercase()).collect();
         let any_custom = !extra.is_empty() || !self.custom_context.is_empty();

@@ -12,17 +12,23 @@ use crate::finding::{Candidate, Validation};
 
 const RECOGNIZER: &str = "LocationRecognizer";
 
-static PLACES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
-    let names: Vec<&str> = include_str!("../data/places.txt")
+/// The listed place names, in their written case.
+pub(crate) fn names() -> Vec<&'static str> {
+    include_str!("../data/places.txt")
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
-        .collect();
+        .collect()
+}
+
+/// The places alone, for [`first_place`]; scans find them in the detector's one pass over
+/// places and context words.
+static PLACES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     // DFA kind: about four times the throughput of the default NFA on this many patterns.
     AhoCorasick::builder()
         .match_kind(MatchKind::LeftmostLongest)
         .kind(Some(AhoCorasickKind::DFA))
-        .build(names)
+        .build(names())
         .ok()
 });
 
@@ -36,26 +42,33 @@ pub(crate) fn latin_word_char(c: Option<char>) -> bool {
     c.is_some_and(|c| c.is_ascii_alphanumeric() || (('\u{C0}'..='\u{24F}').contains(&c)))
 }
 
-/// Push a LOCATION candidate for every listed place in `text`.
+/// Push a LOCATION candidate for a listed place found at `s..e`, unless a Latin name is part
+/// of a longer word.
+pub(crate) fn found(text: &str, s: usize, e: usize, out: &mut Vec<Candidate>) {
+    let latin = text.as_bytes()[s].is_ascii();
+    if latin
+        && (latin_word_char(text[..s].chars().next_back())
+            || latin_word_char(text[e..].chars().next()))
+    {
+        return;
+    }
+    out.push(Candidate::built_in(
+        Entity::Location,
+        (s, e),
+        0.75,
+        RECOGNIZER,
+        "place list",
+        Some(Validation::WordList),
+    ));
+}
+
+/// Push a LOCATION candidate for every listed place in `text` (the detector does this in its
+/// shared pass; this is the same on its own, for tests).
+#[cfg(test)]
 pub(crate) fn scan(text: &str, out: &mut Vec<Candidate>) {
     let Some(ac) = PLACES.as_ref() else { return };
     for m in ac.find_iter(text) {
-        let (s, e) = (m.start(), m.end());
-        let latin = text.as_bytes()[s].is_ascii();
-        if latin
-            && (latin_word_char(text[..s].chars().next_back())
-                || latin_word_char(text[e..].chars().next()))
-        {
-            continue;
-        }
-        out.push(Candidate::built_in(
-            Entity::Location,
-            (s, e),
-            0.75,
-            RECOGNIZER,
-            "place list",
-            Some(Validation::WordList),
-        ));
+        found(text, m.start(), m.end(), out);
     }
 }
 
