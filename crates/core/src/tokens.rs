@@ -5,8 +5,11 @@
 //! The token is `tok_` and 100 bits of HMAC-SHA256 under the tenant's token key over the scope
 //! and the value ([`boveda_crypto::deid::vault_token`]): the same value in the same scope gives
 //! the same token, so joins and counts still work on de-identified data. Its value is sealed
-//! with AES-256-GCM under the tenant's token sealing key, bound to tenant, scope and token. Both
-//! keys derive from the tenant's index key, which the tenant KEK wraps.
+//! with AES-256-GCM, bound to tenant, scope and token: under the data subject's own key when the
+//! caller names the subject (then erasing the subject erases the value, in every copy of the
+//! data, and detokenizing it is an access to that subject), or else under the tenant's token
+//! sealing key. The token key and the sealing key derive from the tenant's index key, which the
+//! tenant KEK wraps.
 
 use std::sync::{Arc, Mutex};
 
@@ -15,7 +18,7 @@ use boveda_crypto::{Dek, FieldAad, Pii, SecretKey};
 use boveda_detect::Error as DetectError;
 use boveda_detect::operators::KeyedOperator;
 use boveda_policy::Action;
-use boveda_store::{TenantId, TokenRow};
+use boveda_store::{SubjectId, TenantId, TokenRow};
 
 use crate::Error;
 use crate::principal::{Caller, Scope};
@@ -67,6 +70,7 @@ pub struct TokenIssuer {
     key: SecretKey,
     scope: String,
     purpose: String,
+    subject: Option<SubjectId>,
     issued: Mutex<Vec<(String, Pii<String>)>>,
 }
 
@@ -96,22 +100,31 @@ impl KeyedOperator for TokenIssuer {
 
 impl Vault {
     /// A `vault_token` operator for `scope` (default `default`), for a caller allowed to
-    /// tokenize (scope `write`, policy action `tokenize`) for `purpose`.
+    /// tokenize (scope `write`, policy action `tokenize`) for `purpose`. With `subject`, the
+    /// values are that subject's (sealed under its key, erased with it).
     ///
     /// # Errors
-    /// [`Error::BadRequest`] for a bad scope; the refusals of a data call.
+    /// [`Error::BadRequest`] for a bad scope; [`Error::NotFound`] for an unknown subject; the
+    /// refusals of a data call.
     pub async fn token_issuer(
         &self,
         caller: &Caller,
         purpose: Option<&str>,
         scope: Option<&str>,
+        subject: Option<SubjectId>,
     ) -> Result<Arc<TokenIssuer>, Error> {
         let scope = scope.unwrap_or("default");
         valid_scope(scope)?;
-        let (tenant, t) = self.data_call(caller, Scope::Write, purpose).await?;
+        let (tenant, mut t) = self.data_call(caller, Scope::Write, purpose).await?;
         let purpose = purpose.unwrap_or_default();
-        self.authorize_tenant_wide(caller, tenant, &t, Action::Tokenize, purpose, &[])
+        let subjects: Vec<SubjectId> = subject.into_iter().collect();
+        self.authorize_tenant_wide(caller, tenant, &t, Action::Tokenize, purpose, &subjects)
             .await?;
+        if let Some(s) = subject
+            && !self.deks(tenant, &mut t, &[s]).await?.contains_key(&s)
+        {
+            return Err(Error::NotFound("subject"));
+        }
         let (key, _) = token_keys(&t)?;
         Ok(Arc::new(TokenIssuer {
             tenant,
@@ -119,6 +132,7 @@ impl Vault {
             key,
             scope: scope.to_owned(),
             purpose: purpose.to_owned(),
+            subject,
             issued: Mutex::new(Vec::new()),
         }))
     }
@@ -139,7 +153,15 @@ impl Vault {
         if issued.is_empty() {
             return Ok(0);
         }
-        let (_, seal) = token_keys(&issuer.t)?;
+        let mut t = Arc::clone(&issuer.t);
+        let seal = match issuer.subject {
+            Some(s) => self
+                .deks(issuer.tenant, &mut t, &[s])
+                .await?
+                .remove(&s)
+                .ok_or(Error::NotFound("subject"))?,
+            None => token_keys(&t)?.1,
+        };
         let now = now_ms();
         let mut rows: Vec<TokenRow> = Vec::with_capacity(issued.len());
         // In token order, each once: two calls storing the same tokens lock them in the same
@@ -152,6 +174,7 @@ impl Vault {
                 tenant: issuer.tenant,
                 scope: issuer.scope.clone(),
                 token: token.clone(),
+                subject: issuer.subject,
                 sealed: seal.seal(
                     value.expose().as_bytes(),
                     &aad(&issuer.tenant, &issuer.scope, token),
@@ -168,6 +191,7 @@ impl Vault {
         );
         event.collection = Some(format!("tokens:{}", issuer.scope));
         event.purpose = Some(issuer.purpose.clone());
+        event.subjects = Self::subjects(&t, &issuer.subject.into_iter().collect::<Vec<_>>());
         event.reason = Some(format!("{} values tokenized", rows.len()));
         // The event commits in the same transaction as the tokens.
         let events = self.write_events(vec![event]);
@@ -202,57 +226,71 @@ impl Vault {
                 "tokens: give 1 to {MAX_DETOKENIZE}"
             )));
         }
-        let (tenant, t) = self.data_call(caller, Scope::Read, purpose).await?;
+        let (tenant, mut t) = self.data_call(caller, Scope::Read, purpose).await?;
         let purpose = purpose.unwrap_or_default();
+        // The rows first (still sealed): the subjects they belong to take part in the decision
+        // and are named in the event.
+        let rows = self.st("tokens").tokens(tenant, scope, tokens).await?;
+        let mut subjects: Vec<SubjectId> = rows.iter().filter_map(|r| r.subject).collect();
+        subjects.sort_unstable();
+        subjects.dedup();
         let view = self
-            .authorize_tenant_wide(caller, tenant, &t, Action::Detokenize, purpose, &[])
+            .authorize_tenant_wide(caller, tenant, &t, Action::Detokenize, purpose, &subjects)
             .await?;
+        let mut event = self.event(
+            caller,
+            tenant,
+            Some(&t),
+            "token.detokenize",
+            if view == View::Plain {
+                boveda_audit::Outcome::Allowed
+            } else {
+                boveda_audit::Outcome::Denied
+            },
+        );
+        event.collection = Some(format!("tokens:{scope}"));
+        event.purpose = Some(purpose.to_owned());
+        event.subjects = Self::subjects(&t, &subjects);
+        event.view = Some(view.as_str().to_owned());
         if view != View::Plain {
             // Allowed, but only below plain (by the policy or the caller's own cap): values in
             // clear are what detokenizing shows, so it is refused, and the refusal audited.
-            let mut event = self.event(
-                caller,
-                tenant,
-                Some(&t),
-                "token.detokenize",
-                boveda_audit::Outcome::Denied,
-            );
-            event.collection = Some(format!("tokens:{scope}"));
-            event.purpose = Some(purpose.to_owned());
-            event.view = Some(view.as_str().to_owned());
             event.reason = Some("the view cap is below plain".into());
             self.audit(vec![event]).await?;
             return Err(Error::Forbidden(
                 "detokenizing shows values in clear: the view granted is not plain".into(),
             ));
         }
-        let rows = self.st("tokens").tokens(tenant, scope, tokens).await?;
-        let mut event = self.event(
-            caller,
-            tenant,
-            Some(&t),
-            "token.detokenize",
-            boveda_audit::Outcome::Allowed,
-        );
-        event.collection = Some(format!("tokens:{scope}"));
-        event.purpose = Some(purpose.to_owned());
-        event.view = Some(View::Plain.as_str().to_owned());
         event.reason = Some(format!("{} of {} tokens known", rows.len(), tokens.len()));
         self.audit(vec![event]).await?;
-        let (_, seal) = token_keys(&t)?;
-        tokens
-            .iter()
-            .map(|token| {
-                rows.iter()
-                    .find(|r| &r.token == token)
-                    .map(|r| {
-                        seal.open(&r.sealed, &aad(&tenant, scope, token))
-                            .map_err(|_| Error::Integrity("vault token"))?
-                            .into_string()
-                            .map_err(|_| Error::Integrity("vault token"))
-                    })
-                    .transpose()
-            })
-            .collect()
+        let deks = self.deks(tenant, &mut t, &subjects).await?;
+        let tenant_seal = token_keys(&t)?.1;
+        let open = |r: &TokenRow| -> Result<Option<Pii<String>>, Error> {
+            let key = match r.subject {
+                // Erased meanwhile: its key is gone, and so is the value.
+                Some(s) => match deks.get(&s) {
+                    Some(k) => k,
+                    None => return Ok(None),
+                },
+                None => &tenant_seal,
+            };
+            key.open(&r.sealed, &aad(&tenant, scope, &r.token))
+                .map_err(|_| Error::Integrity("vault token"))?
+                .into_string()
+                .map(Some)
+                .map_err(|_| Error::Integrity("vault token"))
+        };
+        let mut out = Vec::with_capacity(tokens.len());
+        for token in tokens {
+            let mut value = None;
+            for r in rows.iter().filter(|r| &r.token == token) {
+                value = open(r)?;
+                if value.is_some() {
+                    break;
+                }
+            }
+            out.push(value);
+        }
+        Ok(out)
     }
 }

@@ -791,6 +791,10 @@ struct DeidentifyRequest {
     allow_list: Vec<String>,
     #[serde(default)]
     operators: HashMap<String, OperatorParams>,
+    /// The data subject the texts are about: the vault's tokens of these values are then that
+    /// subject's (sealed under its key, erased with it).
+    #[serde(default)]
+    subject_id: Option<String>,
 }
 
 /// The `purpose` query parameter of a de-identification that keeps vault tokens.
@@ -908,11 +912,18 @@ async fn native_deidentify(
     // A `vault_token` without a key is the vault's: the values are kept, sealed, so that the
     // tokens can be turned back through `/v1/tokens/detokenize`.
     let mut issuers = Vec::new();
+    let subject = match &req.subject_id {
+        Some(s) => Some(
+            s.parse::<boveda_core::SubjectId>()
+                .map_err(|_| native_invalid("subject_id is not a subject id"))?,
+        ),
+        None => None,
+    };
     for (entity, params) in &req.operators {
         let op: Operator = if params.kind == "vault_token" && params.key.is_none() {
             let issuer = s
                 .vault
-                .token_issuer(&c, q.purpose.as_deref(), params.scope.as_deref())
+                .token_issuer(&c, q.purpose.as_deref(), params.scope.as_deref(), subject)
                 .await?;
             issuers.push(Arc::clone(&issuer));
             Operator::Keyed(issuer)
@@ -977,6 +988,7 @@ fn schemas() -> Value {
     detect_req["explain"] = json!({"type": "boolean"});
     let mut deid_req = detect_common;
     deid_req["operators"] = json!({"type": "object", "additionalProperties": operator, "description": "by entity type or DEFAULT; types replace, redact, mask, hash, encrypt, decrypt, keep, generalise, ff1, vault_token, date_shift"});
+    deid_req["subject_id"] = json!({"type": "string", "description": "the data subject the texts are about: keyless vault tokens are then sealed under that subject's key and erased with it"});
     json!({
         "PresidioError": {"type": "object", "required": ["error"], "properties": {"error": {"type": "string"}}},
         "PresidioNameList": name_list,

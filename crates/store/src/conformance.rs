@@ -86,6 +86,7 @@ async fn tokens(store: &dyn Store, p: &str) {
         tenant: t.id,
         scope: scope.into(),
         token: token.into(),
+        subject: None,
         sealed: sealed.to_vec(),
         created_at: 7,
     };
@@ -142,6 +143,32 @@ async fn tokens(store: &dyn Store, p: &str) {
             .unwrap()
             .is_empty(),
         "tenant isolation"
+    );
+    // A token of a subject's value is the subject's: two subjects sharing a value each have a
+    // row, and erasing one removes only its own.
+    let (s1, s2) = (SubjectId::generate(), SubjectId::generate());
+    store
+        .insert_subject_keys(&[subject_key(t.id, s1, 1), subject_key(t.id, s2, 1)])
+        .await
+        .unwrap();
+    let of = |s: SubjectId, sealed: &[u8]| TokenRow {
+        subject: Some(s),
+        ..row("crm", "tok_s", sealed)
+    };
+    store
+        .insert_tokens(&[of(s1, b"x1"), of(s2, b"x2")], &[])
+        .await
+        .unwrap();
+    let mut got = store.tokens(t.id, "crm", &["tok_s".into()]).await.unwrap();
+    got.sort_by_key(|r| r.subject);
+    let mut want = vec![of(s1, b"x1"), of(s2, b"x2")];
+    want.sort_by_key(|r| r.subject);
+    assert_eq!(got, want);
+    store.erase_subject(t.id, s1, &[]).await.unwrap();
+    assert_eq!(
+        store.tokens(t.id, "crm", &["tok_s".into()]).await.unwrap(),
+        vec![of(s2, b"x2")],
+        "erasure takes the subject's tokens"
     );
 }
 

@@ -98,8 +98,10 @@ CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS N
 "#,
     r#"
 CREATE TABLE tokens (
-    tenant BYTEA NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, sealed BYTEA NOT NULL,
-    created_at BIGINT NOT NULL, PRIMARY KEY (tenant, scope, token));
+    tenant BYTEA NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, subject BYTEA NOT NULL,
+    sealed BYTEA NOT NULL, created_at BIGINT NOT NULL,
+    PRIMARY KEY (tenant, scope, token, subject));
+CREATE INDEX tokens_subject ON tokens (tenant, subject);
 "#,
 ];
 
@@ -869,6 +871,11 @@ impl Store for PostgresStore {
             &[&t, &s],
         )
         .await?;
+        tx.execute(
+            "DELETE FROM tokens WHERE tenant = $1 AND subject = $2",
+            &[&t, &s],
+        )
+        .await?;
         let stored = if existed {
             Some(append_audit_tx(&tx, audit).await?)
         } else {
@@ -1622,7 +1629,7 @@ impl Store for PostgresStore {
         let tx = c.transaction().await?;
         let st = tx
             .prepare_cached(
-                "INSERT INTO tokens (tenant, scope, token, sealed, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                "INSERT INTO tokens (tenant, scope, token, subject, sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )
             .await?;
         let mut n = 0;
@@ -1634,6 +1641,9 @@ impl Store for PostgresStore {
                         &r.tenant.as_bytes().as_slice(),
                         &r.scope,
                         &r.token,
+                        &r.subject
+                            .as_ref()
+                            .map_or(&[0u8; 16][..], |s| s.as_bytes().as_slice()),
                         &r.sealed,
                         &r.created_at,
                     ],
@@ -1653,18 +1663,20 @@ impl Store for PostgresStore {
     ) -> Result<Vec<TokenRow>> {
         let c = self.data.get().await?;
         c.query(
-            "SELECT token, sealed, created_at FROM tokens WHERE tenant = $1 AND scope = $2 AND token = ANY($3)",
+            "SELECT token, subject, sealed, created_at FROM tokens WHERE tenant = $1 AND scope = $2 AND token = ANY($3) ORDER BY token, subject",
             &[&tenant.as_bytes().as_slice(), &scope, &tokens],
         )
         .await?
         .iter()
         .map(|r| {
+            let subject = id16(r.try_get(1)?, "tokens")?;
             Ok(TokenRow {
                 tenant,
                 scope: scope.to_owned(),
                 token: r.try_get(0)?,
-                sealed: r.try_get(1)?,
-                created_at: r.try_get(2)?,
+                subject: (subject != [0; 16]).then(|| SubjectId::from_bytes(subject)),
+                sealed: r.try_get(2)?,
+                created_at: r.try_get(3)?,
             })
         })
         .collect()

@@ -316,7 +316,11 @@ pub struct TokenRow {
     pub scope: String,
     /// The token.
     pub token: String,
-    /// The value, sealed under the tenant's token key (bound to tenant, scope and token).
+    /// The data subject the value belongs to, when the caller named one: the value is then
+    /// sealed under that subject's key, and erasing the subject erases it.
+    pub subject: Option<SubjectId>,
+    /// The value, sealed (bound to tenant, scope and token): under the subject's key, or the
+    /// tenant's token key when no subject was named.
     pub sealed: Vec<u8>,
     /// When it was first issued, Unix milliseconds.
     pub created_at: i64,

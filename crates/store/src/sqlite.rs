@@ -100,8 +100,10 @@ CREATE INDEX notices_due ON notices (tenant, incident, due_ms) WHERE due_ms IS N
 "#,
     r#"
 CREATE TABLE tokens (
-    tenant BLOB NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, sealed BLOB NOT NULL,
-    created_at INTEGER NOT NULL, PRIMARY KEY (tenant, scope, token)) WITHOUT ROWID;
+    tenant BLOB NOT NULL, scope TEXT NOT NULL, token TEXT NOT NULL, subject BLOB NOT NULL,
+    sealed BLOB NOT NULL, created_at INTEGER NOT NULL,
+    PRIMARY KEY (tenant, scope, token, subject)) WITHOUT ROWID;
+CREATE INDEX tokens_subject ON tokens (tenant, subject);
 "#,
 ];
 
@@ -1063,6 +1065,10 @@ impl Store for SqliteStore {
                     "DELETE FROM records WHERE tenant = ?1 AND subject = ?2",
                     params![t, subject.as_bytes().as_slice()],
                 )?;
+                tx.execute(
+                    "DELETE FROM tokens WHERE tenant = ?1 AND subject = ?2",
+                    params![t, subject.as_bytes().as_slice()],
+                )?;
                 let stored = if existed {
                     Some(append_audit_tx(&tx, &audit)?)
                 } else {
@@ -1899,10 +1905,10 @@ impl Store for SqliteStore {
                 let mut n = 0;
                 {
                     let mut st = tx.prepare_cached(
-                        "INSERT OR IGNORE INTO tokens (tenant, scope, token, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                        "INSERT OR IGNORE INTO tokens (tenant, scope, token, subject, sealed, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     )?;
                     for r in &rows {
-                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.scope, r.token, r.sealed, r.created_at])? as u64;
+                        n += st.execute(params![r.tenant.as_bytes().as_slice(), r.scope, r.token, token_subject(r.subject), r.sealed, r.created_at])? as u64;
                     }
                 }
                 let stored = append_audit_tx(&tx, &audit)?;
@@ -1921,14 +1927,14 @@ impl Store for SqliteStore {
         let (scope, tokens) = (scope.to_owned(), tokens.to_vec());
         self.data
             .read(move |c| {
-                let mut st = c.prepare_cached("SELECT CAST(sealed AS BLOB), created_at FROM tokens WHERE tenant = ?1 AND scope = ?2 AND token = ?3")?;
+                let mut st = c.prepare_cached("SELECT CAST(subject AS BLOB), CAST(sealed AS BLOB), created_at FROM tokens WHERE tenant = ?1 AND scope = ?2 AND token = ?3 ORDER BY subject")?;
                 let mut out = Vec::new();
                 for token in tokens {
-                    let row: Option<(Vec<u8>, i64)> = st
-                        .query_row(params![tenant.as_bytes().as_slice(), scope, token], |r| Ok((r.get(0)?, r.get(1)?)))
-                        .optional()?;
-                    if let Some((sealed, created_at)) = row {
-                        out.push(TokenRow { tenant, scope: scope.clone(), token, sealed, created_at });
+                    let rows = st
+                        .query_map(params![tenant.as_bytes().as_slice(), scope, token], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get(1)?, r.get(2)?)))?
+                        .collect::<rusqlite::Result<Vec<(Vec<u8>, Vec<u8>, i64)>>>()?;
+                    for (subject, sealed, created_at) in rows {
+                        out.push(TokenRow { tenant, scope: scope.clone(), token: token.clone(), subject: from_token_subject(&subject)?, sealed, created_at });
                     }
                 }
                 Ok(out)
@@ -2030,4 +2036,14 @@ impl Store for SqliteStore {
             })
             .await
     }
+}
+
+/// The `subject` column of a vault token: the subject's id, or 16 zero bytes for none.
+fn token_subject(s: Option<SubjectId>) -> Vec<u8> {
+    s.map_or_else(|| vec![0; 16], |s| s.as_bytes().to_vec())
+}
+
+fn from_token_subject(b: &[u8]) -> Result<Option<SubjectId>> {
+    let id = id16(b.to_vec(), "tokens")?;
+    Ok((id != [0; 16]).then(|| SubjectId::from_bytes(id)))
 }

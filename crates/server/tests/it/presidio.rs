@@ -834,6 +834,97 @@ async fn vault_tokens_turn_back_only_through_the_vault() {
             ]
         );
         assert!(!events.to_string().contains("12345678Z"));
+
+        // A subject's tokens are sealed under its key: detokenizing names the subject in the
+        // log, and erasing the subject erases the value (another subject's same value stays).
+        s.customers(&key).await;
+        let w = s
+            .ok(
+                &key,
+                Method::POST,
+                "/v1/collections/customers/records?purpose=billing",
+                Some(json!({"records": [{"fields": {"email": "x@example.com"}}, {"fields": {"email": "y@example.com"}}]})),
+            )
+            .await;
+        let sid = |i: usize| w["records"][i]["subject_id"].as_str().unwrap().to_owned();
+        let mut tok = Vec::new();
+        for i in 0..2 {
+            let v = s
+                .ok(
+                    &key,
+                    Method::POST,
+                    "/v1/deidentify?purpose=billing",
+                    Some(
+                        json!({"texts": ["DNI 87654321X"], "language": "es", "subject_id": sid(i),
+                        "operators": {"ES_NIF": {"type": "vault_token", "scope": "crm"}}}),
+                    ),
+                )
+                .await;
+            tok.push(v["results"][0]["text"].as_str().unwrap()[4..28].to_owned());
+        }
+        assert_eq!(tok[0], tok[1], "one token for one value in one scope");
+        assert_eq!(detok_one(&s, &key, &tok[0]).await, json!(["87654321X"]));
+        let history = s
+            .ok(
+                &key,
+                Method::GET,
+                &format!("/v1/subjects/{}/access-history", sid(0)),
+                None,
+            )
+            .await;
+        assert!(
+            history.to_string().contains("token.detokenize"),
+            "{history}"
+        );
+        let (st, _) = s
+            .call(
+                &key,
+                Method::DELETE,
+                &format!("/v1/subjects/{}?purpose=data_subject_request", sid(0)),
+                None,
+            )
+            .await;
+        assert_eq!(st, 204);
+        assert_eq!(
+            detok_one(&s, &key, &tok[0]).await,
+            json!(["87654321X"]),
+            "the other subject's copy"
+        );
+        let (st, _) = s
+            .call(
+                &key,
+                Method::DELETE,
+                &format!("/v1/subjects/{}?purpose=data_subject_request", sid(1)),
+                None,
+            )
+            .await;
+        assert_eq!(st, 204);
+        assert_eq!(
+            detok_one(&s, &key, &tok[0]).await,
+            json!([null]),
+            "erased with its subjects"
+        );
+        let (st, v) = s
+            .call(
+                &key,
+                Method::POST,
+                "/v1/deidentify?purpose=billing",
+                Some(json!({"texts": ["DNI 87654321X"], "subject_id": sid(1),
+                    "operators": {"ES_NIF": {"type": "vault_token"}}})),
+            )
+            .await;
+        assert_eq!(st, 404, "an erased subject takes no new tokens: {v}");
         s.stop().await;
     }
+}
+
+async fn detok_one(s: &Server, key: &str, token: &str) -> Value {
+    s.ok(
+        key,
+        Method::POST,
+        "/v1/tokens/detokenize?purpose=billing",
+        Some(json!({"scope": "crm", "tokens": [token]})),
+    )
+    .await["values"]
+        .clone()
 }
