@@ -695,21 +695,19 @@ impl Vault {
                         let page = vault
                             .st("audit_events")
                             .audit_events(tenant, &filter, after, 10_000)
-                            .await
-                            .map_err(Error::from);
-                        let last = match &page {
-                            Ok(p) => p.last().map(|e| e.seq),
-                            Err(_) => None,
-                        };
-                        let failed = page.is_err();
-                        if page.as_ref().is_ok_and(Vec::is_empty) {
-                            break;
-                        }
-                        if tx.send(page).await.is_err() || failed {
-                            return;
-                        }
-                        if let Some(seq) = last {
-                            after = seq;
+                            .await;
+                        match page {
+                            Ok(page) => {
+                                let Some(last) = page.last() else { break };
+                                after = last.seq;
+                                if tx.send(Ok(page)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                let _ = tx.send(Err(e.into())).await;
+                                return;
+                            }
                         }
                     }
                 }

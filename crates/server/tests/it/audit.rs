@@ -753,16 +753,11 @@ async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
     ]});
     s.ok(&admin, Method::PUT, "/v1/policy", Some(policy)).await;
     let reader = s
-        .ok(
-            &s.operator,
-            Method::POST,
-            &format!("/v1/tenants/{tenant}/service-accounts"),
-            Some(json!({"name": "reader", "scopes": ["read"], "roles": ["reader"]})),
+        .service_account(
+            &tenant,
+            json!({"name": "reader", "scopes": ["read"], "roles": ["reader"]}),
         )
-        .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let w = s
         .ok(
             &admin,
@@ -1023,16 +1018,11 @@ async fn repeated_denials_can_throttle_instead() {
         {"id": "reader", "effect": "allow", "roles": ["reader"], "actions": ["read"], "resources": ["*"], "purposes": ["billing"], "view": "masked"}
     ]}))).await;
     let reader = s
-        .ok(
-            &s.operator,
-            Method::POST,
-            &format!("/v1/tenants/{tenant}/service-accounts"),
-            Some(json!({"name": "r", "scopes": ["read"], "roles": ["reader"]})),
+        .service_account(
+            &tenant,
+            json!({"name": "r", "scopes": ["read"], "roles": ["reader"]}),
         )
-        .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let w = s
         .ok(
             &admin,

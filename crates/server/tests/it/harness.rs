@@ -257,15 +257,23 @@ impl Server {
             )
             .await;
         let id = t["id"].as_str().unwrap().to_owned();
-        let sa = self
-            .ok(
-                &self.operator,
-                Method::POST,
-                &format!("/v1/tenants/{id}/service-accounts"),
-                Some(json!({"name": "app"})),
-            )
-            .await;
-        (id, sa["api_key"].as_str().unwrap().to_owned())
+        let key = self.service_account(&id, json!({"name": "app"})).await;
+        (id, key)
+    }
+
+    /// A service account of `tenant` made by the operator from `body` (name, scopes, roles,
+    /// max_view); its API key.
+    pub async fn service_account(&self, tenant: &str, body: Value) -> String {
+        self.ok(
+            &self.operator,
+            Method::POST,
+            &format!("/v1/tenants/{tenant}/service-accounts"),
+            Some(body),
+        )
+        .await["api_key"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 
     /// The customers collection used across tests.

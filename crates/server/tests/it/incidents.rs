@@ -6,16 +6,11 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 async fn account(s: &Server, tenant: &str, name: &str, roles: &[&str], max_view: &str) -> String {
-    s.ok(
-        &s.operator,
-        Method::POST,
-        &format!("/v1/tenants/{tenant}/service-accounts"),
-        Some(json!({"name": name, "roles": roles, "max_view": max_view})),
+    s.service_account(
+        tenant,
+        json!({"name": name, "roles": roles, "max_view": max_view}),
     )
-    .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    .await
 }
 
 async fn principal_of(s: &Server, key: &str) -> String {

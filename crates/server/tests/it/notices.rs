@@ -60,16 +60,27 @@ impl Drop for Smtp {
 }
 
 async fn account(s: &Server, tenant: &str, name: &str, roles: &[&str]) -> String {
-    s.ok(
-        &s.operator,
-        Method::POST,
-        &format!("/v1/tenants/{tenant}/service-accounts"),
-        Some(json!({"name": name, "roles": roles, "max_view": "plain"})),
+    s.service_account(
+        tenant,
+        json!({"name": name, "roles": roles, "max_view": "plain"}),
     )
-    .await["api_key"]
-        .as_str()
-        .unwrap()
-        .to_owned()
+    .await
+}
+
+/// A SQLite server that delivers notices through `smtp`, quickly: 20 ms backoff, a 1 s send
+/// lease, a delivery pass every 50 ms.
+async fn notify_server(smtp: &Smtp, dir: &std::path::Path) -> Server {
+    let mut cfg = crate::harness::config(Backend::Sqlite, dir, &crate::harness::Options::default());
+    for (k, v) in [
+        ("notify.smtp_url", format!("smtp://127.0.0.1:{}", smtp.port)),
+        ("notify.from", "privacidad@acme.example".into()),
+        ("notify.backoff_ms", "20".into()),
+        ("notify.lease_seconds", "1".into()),
+        ("notify.interval_ms", "50".into()),
+    ] {
+        cfg.set(k, &v).unwrap();
+    }
+    Server::start_config(cfg, false).await
 }
 
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
@@ -105,21 +116,7 @@ async fn a_stolen_key_leads_to_approved_notices_delivered_once_each() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = crate::harness::config(
-        Backend::Sqlite,
-        tmp.path(),
-        &crate::harness::Options::default(),
-    );
-    for (k, v) in [
-        ("notify.smtp_url", format!("smtp://127.0.0.1:{}", smtp.port)),
-        ("notify.from", "privacidad@acme.example".into()),
-        ("notify.backoff_ms", "20".into()),
-        ("notify.lease_seconds", "1".into()),
-        ("notify.interval_ms", "50".into()),
-    ] {
-        cfg.set(k, &v).unwrap();
-    }
-    let s = Server::start_config(cfg, false).await;
+    let s = notify_server(&smtp, tmp.path()).await;
     let (tenant, admin) = s.tenant("acme").await;
     s.ok(
         &admin,
@@ -509,20 +506,7 @@ async fn a_stolen_key_leads_to_approved_notices_delivered_once_each() {
 async fn a_notice_to_an_erased_subject_fails_alone() {
     let smtp = Smtp::start();
     let tmp = tempfile::tempdir().unwrap();
-    let mut cfg = crate::harness::config(
-        Backend::Sqlite,
-        tmp.path(),
-        &crate::harness::Options::default(),
-    );
-    for (k, v) in [
-        ("notify.smtp_url", format!("smtp://127.0.0.1:{}", smtp.port)),
-        ("notify.from", "privacidad@acme.example".into()),
-        ("notify.backoff_ms", "20".into()),
-        ("notify.interval_ms", "50".into()),
-    ] {
-        cfg.set(k, &v).unwrap();
-    }
-    let s = Server::start_config(cfg, false).await;
+    let s = notify_server(&smtp, tmp.path()).await;
     let (tenant, admin) = s.tenant("erased").await;
     s.ok(
         &admin,

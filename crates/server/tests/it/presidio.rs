@@ -736,16 +736,8 @@ async fn vault_tokens_turn_back_only_through_the_vault() {
 
         // Refusals: no purpose, a masked view cap, bad input; none of them shows the value.
         let masked = s
-            .ok(
-                &s.operator,
-                Method::POST,
-                &format!("/v1/tenants/{tenant}/service-accounts"),
-                Some(json!({"name": "masked", "max_view": "masked"})),
-            )
-            .await["api_key"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .service_account(&tenant, json!({"name": "masked", "max_view": "masked"}))
+            .await;
         for (k, path, b, status) in [
             (
                 &key,
@@ -789,16 +781,11 @@ async fn vault_tokens_turn_back_only_through_the_vault() {
             {"id": "masked-detok", "effect": "allow", "roles": ["detok"], "actions": ["detokenize"], "resources": ["*"], "purposes": ["*"], "view": "masked"}]});
         s.ok(&key, Method::PUT, "/v1/policy", Some(policy)).await;
         let detok = s
-            .ok(
-                &s.operator,
-                Method::POST,
-                &format!("/v1/tenants/{tenant}/service-accounts"),
-                Some(json!({"name": "detok", "scopes": ["read"], "roles": ["detok"]})),
+            .service_account(
+                &tenant,
+                json!({"name": "detok", "scopes": ["read"], "roles": ["detok"]}),
             )
-            .await["api_key"]
-            .as_str()
-            .unwrap()
-            .to_owned();
+            .await;
         let (st, v) = s
             .call(
                 &detok,
