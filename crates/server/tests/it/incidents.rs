@@ -315,6 +315,18 @@ async fn bad_incident_input_gets_4xx_with_stable_codes() {
         .as_str()
         .unwrap()
         .to_owned();
+    for query in ["limit=many", "offset=-1", "fresh=perhaps", "page=2"] {
+        let (st, v) = s
+            .call(
+                &soc,
+                Method::GET,
+                &format!("/v1/incidents/{id}/blast-radius?{query}"),
+                None,
+            )
+            .await;
+        assert_eq!(st.as_u16(), 400, "{query}: {v}");
+        assert!(v["error"]["code"].is_string(), "{query}: {v}");
+    }
     let (st, v) = s
         .call(
             &soc,

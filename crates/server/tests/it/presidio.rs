@@ -901,6 +901,19 @@ async fn vault_tokens_turn_back_only_through_the_vault() {
             )
             .await;
         assert_eq!(st, 404, "an erased subject takes no new tokens: {v}");
+        let (st, v) = s
+            .call(
+                &key,
+                Method::POST,
+                "/v1/deidentify?purpose=billing",
+                Some(
+                    json!({"texts": ["DNI 87654321X"], "subject_id": "not-an-id",
+                    "operators": {"ES_NIF": {"type": "vault_token"}}}),
+                ),
+            )
+            .await;
+        assert_eq!(st, 422, "{v}");
+        assert_eq!(v["error"]["code"], "invalid_request");
         s.stop().await;
     }
 }
