@@ -191,10 +191,16 @@ impl Event {
     /// The canonical encoding. Call [`Event::check`] first (the chain does): an event over
     /// the limits still encodes, but its bytes will not decode.
     pub fn encode(&self) -> Vec<u8> {
+        self.encode_as(self.seq)
+    }
+
+    /// The canonical encoding of this event under sequence number `seq` (an appender encodes
+    /// the event it numbers without copying it).
+    pub fn encode_as(&self, seq: u64) -> Vec<u8> {
         let mut w = Writer(Vec::with_capacity(self.encoded_len_hint()));
         w.0.push(self.v);
         w.0.extend_from_slice(&self.tenant);
-        w.0.extend_from_slice(&self.seq.to_be_bytes());
+        w.0.extend_from_slice(&seq.to_be_bytes());
         w.0.extend_from_slice(&self.at_ms.to_be_bytes());
         w.str(&self.principal);
         w.str(&self.principal_kind);

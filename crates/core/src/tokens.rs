@@ -115,7 +115,7 @@ impl Vault {
     ) -> Result<Arc<TokenIssuer>, Error> {
         let scope = scope.unwrap_or("default");
         valid_scope(scope)?;
-        let (tenant, mut t) = self.data_call(caller, Scope::Write, purpose).await?;
+        let (tenant, mut t, _) = self.data_call(caller, Scope::Write, purpose).await?;
         let purpose = purpose.unwrap_or_default();
         let subjects: Vec<SubjectId> = subject.into_iter().collect();
         self.authorize_tenant_wide(caller, tenant, &t, Action::Tokenize, purpose, &subjects)
@@ -197,7 +197,7 @@ impl Vault {
         let events = self.write_events(vec![event]);
         match self.st("insert_tokens").insert_tokens(&rows, &events).await {
             Ok((new, stored)) => {
-                self.written(&events, &stored).await;
+                self.written(events, &stored).await;
                 Ok(new)
             }
             Err(e) => Err(self.write_failed(e).await),
@@ -226,7 +226,7 @@ impl Vault {
                 "tokens: give 1 to {MAX_DETOKENIZE}"
             )));
         }
-        let (tenant, mut t) = self.data_call(caller, Scope::Read, purpose).await?;
+        let (tenant, mut t, _reading) = self.data_call(caller, Scope::Read, purpose).await?;
         let purpose = purpose.unwrap_or_default();
         // The rows first (still sealed): the subjects they belong to take part in the decision
         // and are named in the event.

@@ -1014,7 +1014,14 @@ impl Vault {
         caller: &Caller,
         scope: Scope,
         purpose: Option<&str>,
-    ) -> Result<(TenantId, Arc<TenantCache>), Error> {
+    ) -> Result<
+        (
+            TenantId,
+            Arc<TenantCache>,
+            Option<crate::audit::Expected<'_>>,
+        ),
+        Error,
+    > {
         let tenant = Self::tenant_of(caller, scope)?;
         let purpose = purpose
             .filter(|p| !p.is_empty())
@@ -1042,7 +1049,9 @@ impl Vault {
         if t.settings.frozen {
             return Err(Error::Frozen);
         }
-        Ok((tenant, t))
+        // Reads append their event through the journal; writes commit theirs themselves.
+        let read = matches!(scope, Scope::Read | Scope::Search);
+        Ok((tenant, t, read.then(|| self.inner.journal.expect())))
     }
 
     fn collection_of(t: &TenantCache, name: &str) -> Result<Arc<CollectionSpec>, Error> {
@@ -1259,7 +1268,7 @@ impl Vault {
         purpose: Option<&str>,
         records: Vec<NewRecord>,
     ) -> Result<Vec<Written>, Error> {
-        let (tenant, mut t) = self.data_call(caller, Scope::Write, purpose).await?;
+        let (tenant, mut t, _) = self.data_call(caller, Scope::Write, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         if records.is_empty() || records.len() > self.inner.config.max_batch {
             return Err(Error::BadRequest(format!(
@@ -1394,7 +1403,7 @@ impl Vault {
             .insert_records(&rows, &index, &events)
             .await
         {
-            Ok(stored) => self.written(&events, &stored).await,
+            Ok(stored) => self.written(events, &stored).await,
             Err(e) => return Err(self.write_failed(e).await),
         }
         Ok(written)
@@ -1518,7 +1527,7 @@ impl Vault {
         ids: &[RecordId],
         view: View,
     ) -> Result<Vec<RecordView>, Error> {
-        let (tenant, mut t) = self.data_call(caller, Scope::Read, purpose).await?;
+        let (tenant, mut t, _reading) = self.data_call(caller, Scope::Read, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         if ids.is_empty() || ids.len() > self.inner.config.max_batch {
             return Err(Error::BadRequest(format!(
@@ -1572,7 +1581,7 @@ impl Vault {
         id: RecordId,
         fields: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Written, Error> {
-        let (tenant, mut t) = self.data_call(caller, Scope::Write, purpose).await?;
+        let (tenant, mut t, _) = self.data_call(caller, Scope::Write, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         if fields.is_empty() {
             return Err(Error::invalid("fields", "at_least_one_field"));
@@ -1677,7 +1686,7 @@ impl Vault {
             Err(e) => return Err(self.write_failed(e).await),
         };
         if let Some(stored) = &changed {
-            self.written(&events, stored).await;
+            self.written(events, stored).await;
         } else {
             return Err(Error::Conflict(
                 "the record changed meanwhile; read it again and retry".into(),
@@ -1701,7 +1710,7 @@ impl Vault {
         purpose: Option<&str>,
         id: RecordId,
     ) -> Result<(), Error> {
-        let (tenant, t) = self.data_call(caller, Scope::Write, purpose).await?;
+        let (tenant, t, _) = self.data_call(caller, Scope::Write, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         self.authorize(
             caller,
@@ -1742,7 +1751,7 @@ impl Vault {
             Err(e) => return Err(self.write_failed(e).await),
         };
         if let Some(stored) = deleted {
-            self.written(&events, &stored).await;
+            self.written(events, &stored).await;
             Ok(())
         } else {
             Err(Error::NotFound("record"))
@@ -1773,7 +1782,7 @@ impl Vault {
         value: &serde_json::Value,
         limit: usize,
     ) -> Result<Vec<RecordView>, Error> {
-        let (tenant, mut t) = self.data_call(caller, Scope::Search, purpose).await?;
+        let (tenant, mut t, _reading) = self.data_call(caller, Scope::Search, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         let f = Self::searchable(&spec, field)?;
         let purpose = purpose.unwrap_or_default();
@@ -1853,7 +1862,7 @@ impl Vault {
         values_to_count: Option<&[serde_json::Value]>,
         limit: usize,
     ) -> Result<Vec<Count>, Error> {
-        let (tenant, t) = self.data_call(caller, Scope::Search, purpose).await?;
+        let (tenant, t, _reading) = self.data_call(caller, Scope::Search, purpose).await?;
         let spec = Self::collection_of(&t, collection)?;
         let f = Self::searchable(&spec, field)?;
         self.authorize(
@@ -1952,7 +1961,7 @@ impl Vault {
         purpose: Option<&str>,
         subject: SubjectId,
     ) -> Result<(), Error> {
-        let (tenant, t) = self.data_call(caller, Scope::Erase, purpose).await?;
+        let (tenant, t, _) = self.data_call(caller, Scope::Erase, purpose).await?;
         self.authorize_tenant_wide(
             caller,
             tenant,
@@ -1981,7 +1990,7 @@ impl Vault {
             Err(e) => return Err(self.write_failed(e).await),
         };
         if let Some(stored) = erased {
-            self.written(&events, &stored).await;
+            self.written(events, &stored).await;
             crypto_ops("destroy_dek", 1);
             Ok(())
         } else {

@@ -312,7 +312,7 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     // with the clients. CPU time per request (the whole process: clients, TLS, server) is
     // the steadier figure.
     let mut overhead = Vec::new();
-    for workers in [8, 32, 128] {
+    for workers in [8, 32, 128, 512] {
         let mut rounds = Vec::new();
         for _ in 0..3 {
             let c0 = cpu_seconds();

@@ -361,25 +361,23 @@ async fn append_audit_tx(
             .get_mut(&e.tenant)
             .ok_or(Error::Corrupt("audit_heads"))?;
         let seq = head.0 + 1;
-        let mut event = e.clone();
-        event.seq = seq;
-        let encoded = event.encode();
+        let encoded = e.encode_as(seq);
         let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
         *head = (seq, hash);
-        for subject in &event.subjects {
-            s_tenant.push(event.tenant.to_vec());
+        for subject in &e.subjects {
+            s_tenant.push(e.tenant.to_vec());
             s_subject.push(subject.to_vec());
             s_seq.push(seq as i64);
         }
-        c_tenant.push(event.tenant.to_vec());
+        c_tenant.push(e.tenant.to_vec());
         c_seq.push(seq as i64);
         c_hash.push(hash.to_vec());
-        c_at.push(event.at_ms);
-        c_principal.push(event.principal);
-        c_action.push(event.action);
-        c_collection.push(event.collection);
-        c_purpose.push(event.purpose);
-        c_outcome.push(event.outcome.as_str());
+        c_at.push(e.at_ms);
+        c_principal.push(e.principal.as_str());
+        c_action.push(e.action.as_str());
+        c_collection.push(e.collection.as_deref());
+        c_purpose.push(e.purpose.as_deref());
+        c_outcome.push(e.outcome.as_str());
         out.push(StoredEvent { seq, encoded, hash });
     }
     let c_encoded: Vec<&[u8]> = out.iter().map(|s| s.encoded.as_slice()).collect();

@@ -105,6 +105,15 @@ CREATE TABLE tokens (
     PRIMARY KEY (tenant, scope, token, subject)) WITHOUT ROWID;
 CREATE INDEX tokens_subject ON tokens (tenant, subject);
 "#,
+    // The subject index of the audit log is built off the commit path: an append stores the
+    // event's subject pseudonyms in its row, and the checkpointer thread moves them into
+    // audit_subjects in sorted batches, up to a per-tenant mark. Searches read the index up
+    // to the mark and the rows after it.
+    r#"
+ALTER TABLE audit_events ADD COLUMN subjects BLOB;
+CREATE TABLE audit_subjects_indexed (tenant BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+INSERT INTO audit_subjects_indexed (tenant, seq) SELECT tenant, seq FROM audit_heads;
+"#,
 ];
 
 const KEY_MIGRATIONS: &[&str] = &[r#"
@@ -136,13 +145,16 @@ struct Db {
 /// start over (checkpoint starvation), and every read then searches a longer WAL index; past
 /// [`WAL_RESTART_FRAMES`] a RESTART checkpoint waits for the readers of old snapshots (they
 /// are short) so that the next write starts the WAL from the beginning.
-fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>) {
+fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: Option<Upkeep>) {
     let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
     };
     while wrote.recv().is_ok() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         while wrote.try_recv().is_ok() {}
+        if let Some((writer, work)) = &upkeep {
+            run_upkeep(writer, *work);
+        }
         let done = match checkpoint("PASSIVE") {
             Ok(frames) if frames >= WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
             other => other.map(|_| ()),
@@ -151,6 +163,84 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>) {
             tracing::warn!(error = %e, "sqlite checkpoint failed; retried after the next write");
         }
     }
+}
+
+/// Work the checkpointer thread does on the writer connection after writes, in batches that
+/// each return whether more is left; the writer lock is let go between batches.
+type Upkeep = (Arc<Mutex<Connection>>, fn(&mut Connection) -> Result<bool>);
+
+fn run_upkeep(writer: &Mutex<Connection>, work: fn(&mut Connection) -> Result<bool>) {
+    loop {
+        let more = match writer.lock() {
+            Ok(mut c) => work(&mut c),
+            Err(_) => return,
+        };
+        match more {
+            Ok(true) => continue,
+            Ok(false) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "sqlite upkeep failed; retried after the next write");
+                return;
+            }
+        }
+    }
+}
+
+/// Events moved into the audit subject index per batch.
+const SUBJECT_INDEX_BATCH: i64 = 4096;
+
+/// Moves the subject pseudonyms of the audit events after each tenant's mark into
+/// `audit_subjects`, sorted, in one transaction with the new mark. Returns whether more is left.
+fn index_audit_subjects(c: &mut Connection) -> Result<bool> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let behind: Vec<(Vec<u8>, i64)> = tx
+        .prepare_cached(
+            "SELECT h.tenant, COALESCE(i.seq, 0) FROM audit_heads h
+             LEFT JOIN audit_subjects_indexed i ON i.tenant = h.tenant
+             WHERE h.seq > COALESCE(i.seq, 0)",
+        )?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut more = false;
+    for (tenant, mark) in behind {
+        let rows: Vec<(i64, Option<Vec<u8>>)> = tx
+            .prepare_cached(
+                "SELECT seq, subjects FROM audit_events WHERE tenant = ?1 AND seq > ?2
+                 ORDER BY seq LIMIT ?3",
+            )?
+            .query_map(params![&tenant, mark, SUBJECT_INDEX_BATCH], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        let Some(&(last, _)) = rows.last() else {
+            continue;
+        };
+        more |= rows.len() as i64 == SUBJECT_INDEX_BATCH;
+        let mut pairs: Vec<(&[u8], i64)> = rows
+            .iter()
+            .flat_map(|(seq, subjects)| {
+                subjects
+                    .as_deref()
+                    .unwrap_or_default()
+                    .chunks_exact(32)
+                    .map(move |s| (s, *seq))
+            })
+            .collect();
+        pairs.sort_unstable();
+        let mut insert = tx.prepare_cached(
+            "INSERT OR IGNORE INTO audit_subjects (tenant, subject, seq) VALUES (?1, ?2, ?3)",
+        )?;
+        for (subject, seq) in pairs {
+            insert.execute(params![&tenant, subject, seq])?;
+        }
+        tx.prepare_cached(
+            "INSERT INTO audit_subjects_indexed (tenant, seq) VALUES (?1, ?2)
+             ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq",
+        )?
+        .execute(params![&tenant, last])?;
+    }
+    tx.commit()?;
+    Ok(more)
 }
 
 /// WAL length (in pages) past which the checkpointer makes the WAL start over.
@@ -200,7 +290,11 @@ fn now_ms() -> i64 {
 }
 
 impl Db {
-    fn open(path: &Path, migrations: &[&str]) -> Result<Self> {
+    fn open(
+        path: &Path,
+        migrations: &[&str],
+        upkeep: Option<fn(&mut Connection) -> Result<bool>>,
+    ) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX;
@@ -209,12 +303,14 @@ impl Db {
         configure(&writer)?;
         migrate(&mut writer, migrations)?;
         writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
+        let writer = Arc::new(Mutex::new(writer));
         let ckpt = Connection::open_with_flags(path, flags)?;
         configure(&ckpt)?;
         let (wrote, nudges) = std::sync::mpsc::sync_channel(1);
+        let upkeep = upkeep.map(|work| (Arc::clone(&writer), work));
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
-            .spawn(move || checkpointer(ckpt, nudges))
+            .spawn(move || checkpointer(ckpt, nudges, upkeep))
             .map_err(|e| Error::Config(format!("cannot start the checkpointer: {e}")))?;
         let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
@@ -223,7 +319,7 @@ impl Db {
             readers.push(Mutex::new(r));
         }
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer,
             readers: Arc::new(readers),
             next: AtomicUsize::new(0),
             wrote,
@@ -475,11 +571,8 @@ fn append_audit_tx(
             Some(h) => *h,
             None => {
                 let row: Option<(i64, Vec<u8>)> = tx
-                    .query_row(
-                        "SELECT seq, hash FROM audit_heads WHERE tenant = ?1",
-                        [&e.tenant[..]],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
+                    .prepare_cached("SELECT seq, hash FROM audit_heads WHERE tenant = ?1")?
+                    .query_row([&e.tenant[..]], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 match row {
                     Some((seq, hash)) => (
@@ -490,38 +583,29 @@ fn append_audit_tx(
                 }
             }
         };
-        let mut event = e.clone();
-        event.seq = head.0 + 1;
-        let encoded = event.encode();
-        let hash = boveda_audit::link_hash(&head.1, event.seq, &encoded);
+        let seq = head.0 + 1;
+        let encoded = e.encode_as(seq);
+        let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
+        let subjects = (!e.subjects.is_empty()).then(|| e.subjects.concat());
         tx.prepare_cached(
-            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?
         .execute(params![
-            &event.tenant[..],
-            event.seq as i64,
+            &e.tenant[..],
+            seq as i64,
             encoded,
             &hash[..],
-            event.at_ms,
-            event.principal,
-            event.action,
-            event.collection,
-            event.purpose,
-            event.outcome.as_str()
+            e.at_ms,
+            e.principal,
+            e.action,
+            e.collection,
+            e.purpose,
+            e.outcome.as_str(),
+            subjects
         ])?;
-        for subject in &event.subjects {
-            tx.prepare_cached(
-                "INSERT OR IGNORE INTO audit_subjects (tenant, subject, seq) VALUES (?1, ?2, ?3)",
-            )?
-            .execute(params![&event.tenant[..], &subject[..], event.seq as i64])?;
-        }
-        heads.insert(event.tenant, (event.seq, hash));
-        out.push(StoredEvent {
-            seq: event.seq,
-            encoded,
-            hash,
-        });
+        heads.insert(e.tenant, (seq, hash));
+        out.push(StoredEvent { seq, encoded, hash });
     }
     for (tenant, (seq, hash)) in heads {
         tx.prepare_cached(
@@ -633,12 +717,27 @@ impl SqliteStore {
             std::fs::create_dir_all(&dir)
                 .map_err(|e| Error::Config(format!("cannot create {}: {e}", dir.display())))?;
             Ok(Self {
-                data: Db::open(&dir.join("data.db"), DATA_MIGRATIONS)?,
-                keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS)?,
+                data: Db::open(
+                    &dir.join("data.db"),
+                    DATA_MIGRATIONS,
+                    Some(index_audit_subjects),
+                )?,
+                keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS, None)?,
             })
         })
         .await
         .map_err(|_| Error::Unavailable("sqlite open task failed".into()))?
+    }
+
+    /// Brings the audit subject index up to date now, as the checkpointer thread does after
+    /// writes (for tests and tools).
+    pub async fn index_audit_subjects(&self) -> Result<()> {
+        self.data
+            .write(|c| {
+                while index_audit_subjects(c)? {}
+                Ok(())
+            })
+            .await
     }
 }
 
@@ -1656,8 +1755,14 @@ impl Store for SqliteStore {
                 if let Some(v) = &f.outcome { push(" AND e.outcome = ?", v.clone().into()); }
                 if let Some(v) = f.to_seq { push(" AND e.seq <= ?", (v as i64).into()); }
                 if let Some(v) = f.subject {
-                    push(" AND e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = e.tenant AND s.subject = ?)", v.to_vec().into());
+                    // The index up to the tenant's mark, and the few rows after it. (`@` for
+                    // the tenant, `?` for the subject.)
+                    push(" AND e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = @ AND s.subject = ?
+                          UNION ALL SELECT t.seq FROM audit_events t WHERE t.tenant = @
+                          AND t.seq > COALESCE((SELECT i.seq FROM audit_subjects_indexed i WHERE i.tenant = @), 0)
+                          AND instr(t.subjects, ?) > 0)", v.to_vec().into());
                 }
+                let mut sql = sql.replace('@', "?1");
                 args.push((limit as i64).into());
                 sql.push_str(&format!(" ORDER BY e.seq LIMIT ?{}", args.len()));
                 let mut st = c.prepare(&sql)?;
