@@ -36,6 +36,9 @@ fn main() {
         &text,
         sentences.len(),
     );
+    if std::env::var_os("DENSE_ONLY").is_some() {
+        return;
+    }
     // Log-like text: one corpus sentence in five, the rest ordinary prose without personal data.
     let prose = [
         "The service restarted after the nightly deployment and all health checks passed.",

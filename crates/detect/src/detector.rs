@@ -458,11 +458,17 @@ impl Detector {
         if let Some(allow) = &opts.allow_pattern {
             cands.retain(|c| !allow.is_match(&text[c.start..c.end]));
         }
-        self.apply_context(text, &mut cands, opts, &hits);
-        cands.retain(|c| c.score >= opts.score_threshold);
-        let scored = cands;
-        let kept = resolve_overlaps(&scored);
-        to_findings(text, scored, &kept)
+        // Each recognizer's candidates come in order of start: sorting the indices merges
+        // a few runs.
+        let mut order: Vec<u32> = (0..cands.len() as u32).collect();
+        order.sort_by_key(|&i| cands[i as usize].start);
+        self.apply_context(text, &mut cands, &order, opts, &hits);
+        order.retain(|&i| {
+            let c = &cands[i as usize];
+            c.score >= opts.score_threshold && c.start < c.end
+        });
+        let kept = resolve_overlaps(&cands, order);
+        to_findings(text, cands, &kept)
     }
 
     /// The candidates of every recognizer, and the built-in context words found (start, end,
@@ -562,6 +568,7 @@ impl Detector {
         &self,
         text: &str,
         cands: &mut [Candidate],
+        order: &[u32],
         opts: &DetectOptions,
         hits: &[(usize, usize, usize)],
     ) {
@@ -570,17 +577,23 @@ impl Detector {
         }
         let extra: Vec<String> = opts.context.iter().map(|w| w.to_lowercase()).collect();
         let any_custom = !extra.is_empty() || !self.custom_context.is_empty();
-        for c in cands.iter_mut() {
+        // Candidates in order of start, so the first context word of each window only moves
+        // forward.
+        let mut first = 0;
+        for &i in order {
+            let c = &mut cands[i as usize];
             let lo = floor_boundary(text, c.start.saturating_sub(CONTEXT_BEFORE));
             let hi = ceil_boundary(text, (c.end + CONTEXT_AFTER).min(text.len()));
-            let mut words: Vec<String> = Vec::new();
+            let mut words: Vec<Cow<'static, str>> = Vec::new();
             let bit = entity_bit(&c.entity);
             if let Some(cw) = CONTEXT.as_ref().filter(|_| bit != 0) {
-                let first = hits.partition_point(|h| h.0 < lo);
+                while hits.get(first).is_some_and(|h| h.0 < lo) {
+                    first += 1;
+                }
                 for &(s, e, id) in hits[first..].iter().take_while(|h| h.0 < hi) {
                     let outside = e <= c.start || s >= c.end;
                     if outside && cw.masks[id] & bit != 0 {
-                        words.push(cw.words[id].to_owned());
+                        words.push(Cow::Borrowed(cw.words[id]));
                     }
                 }
             }
@@ -597,7 +610,7 @@ impl Detector {
                     let after = text[c.end..hi].to_lowercase();
                     for w in wanted {
                         if before.contains(w.as_str()) || after.contains(w.as_str()) {
-                            words.push(w.clone());
+                            words.push(Cow::Owned(w.clone()));
                         }
                     }
                 }
@@ -647,15 +660,9 @@ fn precedence(scored: &[Candidate], i: u32, j: u32) -> std::cmp::Ordering {
 /// a candidate alone in its cluster is kept as is, and only the candidates of a cluster are
 /// ordered by precedence, which gives the same result as one greedy pass over all of them.
 /// Returns the indices of the kept candidates in order of start.
-fn resolve_overlaps(scored: &[Candidate]) -> Vec<u32> {
+/// `order` holds the indices of the candidates to consider, sorted by start.
+fn resolve_overlaps(scored: &[Candidate], mut order: Vec<u32>) -> Vec<u32> {
     let span = |i: u32| (scored[i as usize].start, scored[i as usize].end);
-    let mut order: Vec<u32> = (0..scored.len() as u32)
-        .filter(|&i| {
-            let (s, e) = span(i);
-            s < e
-        })
-        .collect();
-    order.sort_by_key(|&i| span(i).0);
     let mut kept: Vec<u32> = Vec::with_capacity(order.len());
     let mut taken: Vec<(usize, usize)> = Vec::new();
     let mut taken_map: BTreeMap<usize, usize> = BTreeMap::new();

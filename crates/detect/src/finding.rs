@@ -46,7 +46,7 @@ pub struct Explanation {
     /// The check that the candidate passed, if any.
     pub validation: Option<Validation>,
     /// Context words found near the match (lower case), the first one gave the boost.
-    pub context_words: Vec<String>,
+    pub context_words: Vec<Cow<'static, str>>,
     /// The score before the context boost.
     pub original_score: f32,
     /// How much the context raised the score (0 when no context word was found).
@@ -120,7 +120,7 @@ pub(crate) struct Candidate {
     /// The score before the context boost (set by the context step).
     pub(crate) original_score: f32,
     /// Context words found near the candidate (set by the context step).
-    pub(crate) context_words: Vec<String>,
+    pub(crate) context_words: Vec<Cow<'static, str>>,
 }
 
 impl Candidate {

@@ -399,7 +399,7 @@ fn presidio_result(f: &Finding, explain: bool) -> Value {
             "score": round(f.score),
             "textual_explanation": textual,
             "score_context_improvement": round(e.score_boost),
-            "supportive_context_word": e.context_words.first().cloned().unwrap_or_default(),
+            "supportive_context_word": e.context_words.first().map(|w| w.to_string()).unwrap_or_default(),
             "validation_result": e.validation.map(|_| true),
             "regex_flags": Value::Null,
         })
