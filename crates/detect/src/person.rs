@@ -474,6 +474,27 @@ fn scan_latin(text: &str, out: &mut Vec<Candidate>) {
     let mut run: Vec<Word> = Vec::with_capacity(8);
     let mut i = 0;
     while i < bytes.len() {
+        if run.is_empty() {
+            // Only a capital starts a name: jump to the next ASCII capital or lead byte of
+            // U+00C0..U+024F; if it falls inside a word, skip that word.
+            let Some(k) = bytes[i..]
+                .iter()
+                .position(|&b| b.is_ascii_uppercase() || (0xC3..=0xC9).contains(&b))
+            else {
+                break;
+            };
+            i += k;
+            if inside_word(text, i) {
+                // (Past at least this character: a lead byte may start a non-letter, "×".)
+                let end = word_end(text, i);
+                i = if end > i {
+                    end
+                } else {
+                    i + text[i..].chars().next().map_or(1, char::len_utf8)
+                };
+                continue;
+            }
+        }
         let b = bytes[i];
         if b < 0x80 && !b.is_ascii_alphabetic() {
             i += 1;
@@ -502,32 +523,7 @@ fn scan_latin(text: &str, out: &mut Vec<Candidate>) {
         }
         let start = i;
         let upper = c.is_uppercase();
-        i += w;
-        while i < bytes.len() {
-            if bytes[i].is_ascii_alphabetic() {
-                i += 1;
-                continue;
-            }
-            if bytes[i] < 0x80 && !matches!(bytes[i], b'\'' | b'-') {
-                break;
-            }
-            let Some(c) = text[i..].chars().next() else {
-                break;
-            };
-            if is_latin_letter(c) {
-                i += c.len_utf8();
-                continue;
-            }
-            // O'Brien, García-Pérez, Jean-Luc: an apostrophe or hyphen before a capital.
-            if matches!(c, '\'' | '’' | '-') {
-                let next = text[i + c.len_utf8()..].chars().next();
-                if next.is_some_and(|n| n.is_uppercase() && is_latin_letter(n)) {
-                    i += c.len_utf8();
-                    continue;
-                }
-            }
-            break;
-        }
+        i = word_end(text, i + w);
         let word = &text[start..i];
         let joins = |prev: &Word| {
             let gap = &text[prev.end..start];
@@ -566,6 +562,48 @@ fn scan_latin(text: &str, out: &mut Vec<Candidate>) {
         }
     }
     flush(text, &run, out);
+}
+
+/// The end of the Latin word that goes on at byte `i`: letters, and an apostrophe or hyphen
+/// before a capital (O'Brien, García-Pérez, Jean-Luc).
+fn word_end(text: &str, mut i: usize) -> usize {
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        if bytes[i].is_ascii_alphabetic() {
+            i += 1;
+            continue;
+        }
+        if bytes[i] < 0x80 && !matches!(bytes[i], b'\'' | b'-') {
+            break;
+        }
+        let Some(c) = text[i..].chars().next() else {
+            break;
+        };
+        if is_latin_letter(c) {
+            i += c.len_utf8();
+            continue;
+        }
+        if matches!(c, '\'' | '’' | '-') {
+            let next = text[i + c.len_utf8()..].chars().next();
+            if next.is_some_and(|n| n.is_uppercase() && is_latin_letter(n)) {
+                i += c.len_utf8();
+                continue;
+            }
+        }
+        break;
+    }
+    i
+}
+
+/// Whether byte `i` (a character boundary) is inside a Latin word rather than at its start:
+/// a letter before it, or an apostrophe or hyphen after a letter.
+fn inside_word(text: &str, i: usize) -> bool {
+    let mut before = text[..i].chars().rev();
+    match before.next() {
+        Some(c) if is_latin_letter(c) => true,
+        Some('\'' | '’' | '-') => before.next().is_some_and(is_latin_letter),
+        _ => false,
+    }
 }
 
 fn word_flags(lists: &Lists, word: &str) -> u8 {
@@ -860,6 +898,15 @@ mod tests {
         assert_eq!(names("Sra. Pérez llamó")[0].0, "Pérez");
         assert_eq!(names("Juan de la Cruz vino")[0].0, "Juan de la Cruz");
         assert_eq!(names("Patrick O'Brien")[0].0, "Patrick O'Brien");
+    }
+
+    #[test]
+    fn capitals_inside_words_and_non_letters_after_letters() {
+        // A capital inside a word starts no name; a lead byte of a non-letter (×, ÷, IPA ɐ)
+        // right after a letter is stepped over.
+        assert_eq!(names("a×b x÷y aɐ iPhone l'Amour x-Ray"), vec![]);
+        assert_eq!(names("2×3 then aɐ÷ John Smith came")[0].0, "John Smith");
+        assert_eq!(names("café Émile Zola")[0].0, "Émile Zola");
     }
 
     #[test]
