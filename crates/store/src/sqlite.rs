@@ -1740,8 +1740,22 @@ impl Store for SqliteStore {
         let f = f.clone();
         self.data
             .read(move |c| {
-                let mut sql = String::from("SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB) FROM audit_events e WHERE e.tenant = ?1 AND e.seq > ?2");
+                // With a subject, its events drive the search (CROSS JOIN fixes the order of
+                // the loops, whatever the statistics): the index up to the tenant's mark, and
+                // the few rows after it.
+                let from = if f.subject.is_some() {
+                    "(SELECT s.seq FROM audit_subjects s WHERE s.tenant = ?1 AND s.subject = ?3 AND s.seq > ?2
+                      UNION SELECT t.seq FROM audit_events t WHERE t.tenant = ?1
+                      AND t.seq > MAX(?2, COALESCE((SELECT i.seq FROM audit_subjects_indexed i WHERE i.tenant = ?1), 0))
+                      AND instr(t.subjects, ?3) > 0) x CROSS JOIN audit_events e ON e.tenant = ?1 AND e.seq = x.seq"
+                } else {
+                    "audit_events e"
+                };
+                let mut sql = format!("SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB) FROM {from} WHERE e.tenant = ?1 AND e.seq > ?2");
                 let mut args: Vec<rusqlite::types::Value> = vec![tenant.as_bytes().to_vec().into(), (after_seq as i64).into()];
+                if let Some(v) = f.subject {
+                    args.push(v.to_vec().into());
+                }
                 let mut push = |clause: &str, v: rusqlite::types::Value| {
                     args.push(v);
                     sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
@@ -1754,15 +1768,6 @@ impl Store for SqliteStore {
                 if let Some(v) = &f.purpose { push(" AND e.purpose = ?", v.clone().into()); }
                 if let Some(v) = &f.outcome { push(" AND e.outcome = ?", v.clone().into()); }
                 if let Some(v) = f.to_seq { push(" AND e.seq <= ?", (v as i64).into()); }
-                if let Some(v) = f.subject {
-                    // The index up to the tenant's mark, and the few rows after it. (`@` for
-                    // the tenant, `?` for the subject.)
-                    push(" AND e.seq IN (SELECT s.seq FROM audit_subjects s WHERE s.tenant = @ AND s.subject = ?
-                          UNION ALL SELECT t.seq FROM audit_events t WHERE t.tenant = @
-                          AND t.seq > COALESCE((SELECT i.seq FROM audit_subjects_indexed i WHERE i.tenant = @), 0)
-                          AND instr(t.subjects, ?) > 0)", v.to_vec().into());
-                }
-                let mut sql = sql.replace('@', "?1");
                 args.push((limit as i64).into());
                 sql.push_str(&format!(" ORDER BY e.seq LIMIT ?{}", args.len()));
                 let mut st = c.prepare(&sql)?;
