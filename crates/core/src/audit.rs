@@ -5,9 +5,10 @@
 //! Writes carry their events into the store's own transaction. Reads and other events go
 //! through a group-commit appender: concurrent requests' events share one transaction (one
 //! fsync), and each request waits until its events are durable. A commit waits (at most
-//! 2 ms) for the reads already under way, so that under load one fsync serves many reads. If the journal cannot be
-//! written, the request fails with [`Error::AuditUnavailable`] (503) and nothing is served;
-//! readiness reports it, and the next successful append restores service by itself.
+//! 2 ms) for the reads already under way, so that under load one fsync serves many reads. If
+//! the journal cannot be written, the request fails with [`Error::AuditUnavailable`] (503) and
+//! nothing is served; readiness reports it, and the next successful append restores service
+//! by itself.
 
 use crate::principal::{Caller, PrincipalKind};
 use crate::vault::{TenantCache, Vault, now_ms};
