@@ -89,6 +89,45 @@ impl Default for Options {
     }
 }
 
+/// Each test server on PostgreSQL gets its own schema, named after a UUIDv7, and leaves it
+/// behind (a test may end anywhere). Once per test binary, the schemas of servers started over
+/// an hour ago are dropped: the UUID's first 48 bits are its creation time in milliseconds.
+async fn sweep_old_schemas() {
+    static SWEPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if SWEPT.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        return;
+    }
+    let url = boveda_store::postgres::test_url();
+    let Ok((client, conn)) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await else {
+        return;
+    };
+    tokio::spawn(conn);
+    let Ok(rows) = client
+        .query(
+            "SELECT schema_name::text FROM information_schema.schemata WHERE schema_name LIKE 'it\\_%'",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64);
+    for row in rows {
+        let name: String = row.get(0);
+        let born = name
+            .strip_prefix("it_")
+            .filter(|h| h.len() == 32 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+            .and_then(|h| u64::from_str_radix(&h[..12], 16).ok());
+        if born.is_some_and(|t| now_ms.saturating_sub(t) > 3_600_000) {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS {name} CASCADE"))
+                .await;
+        }
+    }
+}
+
 pub fn config(backend: Backend, dir: &std::path::Path, opts: &Options) -> Config {
     let mut cfg = Config {
         data_dir: dir.to_path_buf(),
@@ -122,6 +161,9 @@ impl Server {
     /// Starts on an existing configuration (a restart keeps the data directory).
     pub async fn start_config(cfg: Config, rewrap_job: bool) -> Server {
         logs();
+        if cfg.storage.postgres_url.is_some() {
+            sweep_old_schemas().await;
+        }
         let p = boveda_server::setup::prepare(&cfg).await.unwrap();
         let operator = std::fs::read_to_string(cfg.data_dir.join("bootstrap-operator.token"))
             .unwrap()
