@@ -13,7 +13,8 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const CORPUS: &str = include_str!("../../detect/tests/corpus/eval.jsonl");
+#[path = "../../detect/benches/common/mod.rs"]
+mod common;
 
 fn peak_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -27,34 +28,9 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1024);
     let tmp = tempfile::tempdir().unwrap();
-    let sentences: Vec<String> = CORPUS
-        .lines()
-        .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            Some(v["text"].as_str()?.to_owned())
-        })
-        .collect();
-    let prose = [
-        "The service restarted after the nightly deployment and all health checks passed.",
-        "Cache hit ratio stayed above ninety percent during the whole maintenance window.",
-        "El sistema procesó todas las solicitudes pendientes sin errores durante la noche.",
-        "系统在夜间完成了数据备份，所有服务运行正常，没有发现异常。",
-        "Background workers drained the queue and the latency returned to normal levels.",
-    ];
     // A 4 MB block, written as many times as needed.
-    let mut block = String::new();
-    let mut state = 0x2545_f491_4f6c_dd1du64;
-    while block.len() < 4 << 20 {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        if state.is_multiple_of(5) {
-            block.push_str(&sentences[(state % sentences.len() as u64) as usize]);
-        } else {
-            block.push_str(prose[(state % prose.len() as u64) as usize]);
-        }
-        block.push('\n');
-    }
+    let mut state = common::SEED;
+    let block = common::log_like(&common::sentences(), 4 << 20, &mut state);
     let input = tmp.path().join("big.log");
     let mut f = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
     let mut size = 0usize;

@@ -144,7 +144,7 @@ impl Vault {
     /// # Errors
     /// Store errors ([`Error::AuditUnavailable`] when the journal cannot be written).
     pub async fn keep_tokens(&self, caller: &Caller, issuer: &TokenIssuer) -> Result<u64, Error> {
-        let issued = std::mem::take(
+        let mut issued = std::mem::take(
             &mut *issuer
                 .issued
                 .lock()
@@ -166,7 +166,6 @@ impl Vault {
         let mut rows: Vec<TokenRow> = Vec::with_capacity(issued.len());
         // In token order, each once: two calls storing the same tokens lock them in the same
         // order (on PostgreSQL, another order could deadlock).
-        let mut issued = issued;
         issued.sort_by(|a, b| a.0.cmp(&b.0));
         issued.dedup_by(|a, b| a.0 == b.0);
         for (token, value) in &issued {

@@ -9,25 +9,18 @@ use std::time::Instant;
 
 use boveda_detect::{DetectOptions, Detector, DetectorConfig};
 
-const CORPUS: &str = include_str!("../tests/corpus/eval.jsonl");
+mod common;
+
 const TARGET_BYTES: usize = 20 * 1024 * 1024;
 
 fn main() {
-    let sentences: Vec<String> = CORPUS
-        .lines()
-        .filter_map(|l| {
-            let v: serde_json::Value = serde_json::from_str(l).ok()?;
-            Some(v["text"].as_str()?.to_owned())
-        })
-        .collect();
+    let sentences = common::sentences();
     let mut text = String::with_capacity(TARGET_BYTES + 4096);
-    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let mut state = common::SEED;
     while text.len() < TARGET_BYTES {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        text.push_str(&sentences[(state % sentences.len() as u64) as usize]);
-        text.push(if state.is_multiple_of(3) { '\n' } else { ' ' });
+        let r = common::next(&mut state);
+        text.push_str(&sentences[(r % sentences.len() as u64) as usize]);
+        text.push(if r.is_multiple_of(3) { '\n' } else { ' ' });
     }
     let detector = Detector::new(DetectorConfig::default()).unwrap();
     run(
@@ -36,32 +29,7 @@ fn main() {
         &text,
         sentences.len(),
     );
-    if std::env::var_os("DENSE_ONLY").is_some() {
-        return;
-    }
-    // Log-like text: one corpus sentence in five, the rest ordinary prose without personal data.
-    let prose = [
-        "The service restarted after the nightly deployment and all health checks passed.",
-        "Cache hit ratio stayed above ninety percent during the whole maintenance window.",
-        "The quarterly report summarises revenue, costs and the roadmap for next year.",
-        "El sistema procesó todas las solicitudes pendientes sin errores durante la noche.",
-        "La reunión de seguimiento revisó el presupuesto y los plazos del proyecto.",
-        "系统在夜间完成了数据备份，所有服务运行正常，没有发现异常。",
-        "本季度的用户增长主要来自移动端，团队将继续优化产品体验。",
-        "Background workers drained the queue and the latency returned to normal levels.",
-    ];
-    let mut mixed = String::with_capacity(TARGET_BYTES + 4096);
-    while mixed.len() < TARGET_BYTES {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        if state.is_multiple_of(5) {
-            mixed.push_str(&sentences[(state % sentences.len() as u64) as usize]);
-        } else {
-            mixed.push_str(prose[(state % prose.len() as u64) as usize]);
-        }
-        mixed.push('\n');
-    }
+    let mixed = common::log_like(&sentences, TARGET_BYTES, &mut state);
     run(
         "log-like: one sentence in five from the corpus, the rest prose",
         &detector,

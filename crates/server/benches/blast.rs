@@ -75,18 +75,11 @@ async fn run(backend: &str, events: usize, subjects: usize) {
     measure(backend, &vault, &admin, incident, events, subjects, load).await;
     if backend == "postgres" && keep.is_none() {
         // Leave the shared server as it was: the bench's tables hold gigabytes.
-        let (client, conn) =
-            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "DROP SCHEMA {} CASCADE",
-                cfg.storage.postgres_schema
-            ))
-            .await
-            .unwrap();
+        pg_execute(&format!(
+            "DROP SCHEMA {} CASCADE",
+            cfg.storage.postgres_schema
+        ))
+        .await;
     }
 }
 
@@ -204,18 +197,11 @@ async fn load(
     }
     if cfg.storage.postgres_url.is_some() {
         // A default server's autovacuum analyzes new tables; this machine's has it off.
-        let (client, conn) =
-            tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
-                .await
-                .unwrap();
-        tokio::spawn(conn);
-        client
-            .batch_execute(&format!(
-                "SET search_path = {}; ANALYZE",
-                cfg.storage.postgres_schema
-            ))
-            .await
-            .unwrap();
+        pg_execute(&format!(
+            "SET search_path = {}; ANALYZE",
+            cfg.storage.postgres_schema
+        ))
+        .await;
     }
     let load = start.elapsed().as_secs_f64();
     eprintln!("{events} events loaded in {load:.0} s");
@@ -270,4 +256,14 @@ async fn main() {
     for b in backends.split(',') {
         run(b.trim(), events, subjects).await;
     }
+}
+
+/// Runs SQL on the test PostgreSQL server, outside the store.
+async fn pg_execute(sql: &str) {
+    let (client, conn) =
+        tokio_postgres::connect(&boveda_store::postgres::test_url(), tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    client.batch_execute(sql).await.unwrap();
 }
