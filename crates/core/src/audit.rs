@@ -102,11 +102,15 @@ impl Journal {
                     }
                 }
                 let counts: Vec<usize> = group.iter().map(|p| p.events.len()).collect();
-                let mut events: Vec<Event> = group
+                let events: Vec<Event> = group
                     .iter_mut()
                     .flat_map(|p| std::mem::take(&mut p.events))
                     .collect();
-                match store.append_audit(&events).await {
+                let events = Arc::new(events);
+                let appended = store.append_audit(Arc::clone(&events)).await;
+                // The store has let go of them: no copy is made.
+                let mut events = Arc::unwrap_or_clone(events);
+                match appended {
                     Ok(mut stored) => {
                         set_health(&h, true);
                         metrics::counter!("boveda_audit_events_total")

@@ -295,19 +295,6 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     const SECS: f64 = 3.0;
     let (off, _tmp_off) = start(false).await;
     let off_ids = Arc::new(insert_some(&off).await);
-    let read_plain = |api: Arc<Api>, ids: Arc<Vec<String>>, workers: usize| {
-        throughput(workers, SECS, move |w, i| {
-            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-            async move {
-                let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
-                api.get(&format!(
-                    "/v1/collections/customers/records/{id}?purpose=billing&view=plain"
-                ))
-                .await;
-                1
-            }
-        })
-    };
     // Alternating rounds, median of three: the machine is noisy, and both servers share it
     // with the clients. CPU time per request (the whole process: clients, TLS, server) is
     // the steadier figure.
@@ -316,9 +303,9 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
         let mut rounds = Vec::new();
         for _ in 0..3 {
             let c0 = cpu_seconds();
-            let audited = read_plain(Arc::clone(&api), Arc::clone(&on_ids), workers).await;
+            let audited = read_plain(Arc::clone(&api), Arc::clone(&on_ids), workers, SECS).await;
             let c1 = cpu_seconds();
-            let unaudited = read_plain(Arc::clone(&off), Arc::clone(&off_ids), workers).await;
+            let unaudited = read_plain(Arc::clone(&off), Arc::clone(&off_ids), workers, SECS).await;
             let c2 = cpu_seconds();
             rounds.push(Overhead {
                 workers,
@@ -332,6 +319,22 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
         overhead.push(rounds.swap_remove(1));
     }
     overhead
+}
+
+/// Single plain reads of the records in `ids` by `workers` clients for `secs` seconds.
+async fn read_plain(api: Arc<Api>, ids: Arc<Vec<String>>, workers: usize, secs: f64) -> f64 {
+    throughput(workers, secs, move |w, i| {
+        let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
+        async move {
+            let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
+            api.get(&format!(
+                "/v1/collections/customers/records/{id}?purpose=billing&view=plain"
+            ))
+            .await;
+            1
+        }
+    })
+    .await
 }
 
 fn cpu_seconds() -> f64 {
@@ -390,6 +393,10 @@ fn print_overhead(overhead: Vec<Overhead>) {
     }
 }
 
+/// The allocator of the `boveda` binary, so that the figures are the product's.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     // `cargo bench -p boveda-server --bench api -- audit` measures only the audit overhead.
@@ -397,6 +404,22 @@ async fn main() {
         let (api, _tmp) = start(true).await;
         let ids = Arc::new(insert_some(&api).await);
         print_overhead(audit_overhead(api, ids).await);
+        return;
+    }
+    // `SOAK=<clients>,<on|off>[,<seconds>] cargo bench -p boveda-server --bench api` runs one
+    // server, audited or not, under single plain reads, to profile (`perf record`) one side.
+    if let Ok(spec) = std::env::var("SOAK") {
+        let spec: Vec<&str> = spec.split(',').collect();
+        let workers: usize = spec[0].parse().expect("SOAK: clients");
+        let (api, _tmp) = start(spec.get(1) == Some(&"on")).await;
+        let secs: f64 = spec
+            .get(2)
+            .map_or(15.0, |s| s.parse().expect("SOAK: seconds"));
+        let ids = Arc::new(insert_some(&api).await);
+        let c0 = cpu_seconds();
+        let r = read_plain(api, ids, workers, secs).await;
+        let cpu = (cpu_seconds() - c0) / (r * secs);
+        println!("{r:.0} requests/s, CPU {:.0} us/request", cpu * 1e6);
         return;
     }
     let n = 20_000;

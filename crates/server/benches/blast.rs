@@ -13,6 +13,7 @@
 
 use boveda_core::{Caller, SubjectId, Vault};
 use boveda_store::{AuditEvent, SubjectKeyRow};
+use std::sync::Arc;
 use std::time::Instant;
 
 fn env(name: &str, default: usize) -> usize {
@@ -188,12 +189,14 @@ async fn load(
         e.view = Some(if next() % 4 == 0 { "plain" } else { "masked" }.into());
         batch.push(e);
         if batch.len() == 10_000 {
-            store.append_audit(&batch).await.unwrap();
-            batch.clear();
+            store
+                .append_audit(Arc::new(std::mem::take(&mut batch)))
+                .await
+                .unwrap();
         }
     }
     if !batch.is_empty() {
-        store.append_audit(&batch).await.unwrap();
+        store.append_audit(Arc::new(batch)).await.unwrap();
     }
     if cfg.storage.postgres_url.is_some() {
         // A default server's autovacuum analyzes new tables; this machine's has it off.

@@ -809,10 +809,10 @@ async fn audit_journal(store: &dyn Store, p: &str) {
     store.audit_probe().await.unwrap();
     assert_eq!(store.audit_head(t.id).await.unwrap(), None);
     let stored = store
-        .append_audit(&[
+        .append_audit(Arc::new(vec![
             audit_event(t.id, "record.read", Some([7; 32])),
             audit_event(t.id, "record.search", None),
-        ])
+        ]))
         .await
         .unwrap();
     assert_eq!(stored.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
@@ -1181,18 +1181,21 @@ pub async fn sqlite_subject_index(store: &crate::sqlite::SqliteStore) {
         e
     };
     store
-        .append_audit(&[
+        .append_audit(Arc::new(vec![
             audit_event(t.id, "record.read", Some([1; 32])),
             two([2; 32], [1; 32]),
             audit_event(t.id, "record.search", None),
-        ])
+        ]))
         .await
         .unwrap();
     assert_eq!(by([1; 32]).await, vec![1, 2], "before any indexing");
     store.index_audit_subjects().await.unwrap();
     assert_eq!(by([1; 32]).await, vec![1, 2], "all indexed");
     assert_eq!(by([2; 32]).await, vec![2]);
-    store.append_audit(&[two([3; 32], [1; 32])]).await.unwrap();
+    store
+        .append_audit(Arc::new(vec![two([3; 32], [1; 32])]))
+        .await
+        .unwrap();
     assert_eq!(
         by([1; 32]).await,
         vec![1, 2, 4],

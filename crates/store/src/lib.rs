@@ -24,6 +24,8 @@ pub mod conformance;
 pub mod postgres;
 pub mod sqlite;
 
+use std::sync::Arc;
+
 pub use boveda_audit::{Checkpoint, Event as AuditEvent, StoredEvent};
 pub use error::Error;
 pub use ids::{AlertId, IncidentId, PrincipalId, RecordId, SubjectId, TenantId};
@@ -219,7 +221,9 @@ pub trait Store: Send + Sync + 'static {
 
     /// Appends audit events to their tenants' chains, assigning gapless sequence numbers and
     /// chain hashes under a lock on each chain's head (so several nodes never fork a chain).
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>>;
+    /// The events are shared rather than borrowed so that a store that appends on another
+    /// thread need not copy them: this is the read path's one write.
+    async fn append_audit(&self, events: Arc<Vec<AuditEvent>>) -> Result<Vec<StoredEvent>>;
     /// Whether the audit journal accepts writes now (a rolled-back trial insert).
     async fn audit_probe(&self) -> Result<()>;
     /// A tenant's chain head: last sequence number and hash.

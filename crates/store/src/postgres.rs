@@ -13,6 +13,7 @@ use crate::{
     TenantId, TenantKeyRow, TenantRow, TokenRow, UserRow,
 };
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use std::sync::Arc;
 use tokio_postgres::{NoTls, Row};
 
 const DATA_MIGRATIONS: &[&str] = &[
@@ -1316,10 +1317,10 @@ impl Store for PostgresStore {
         Ok(n as u64)
     }
 
-    async fn append_audit(&self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>> {
+    async fn append_audit(&self, events: Arc<Vec<AuditEvent>>) -> Result<Vec<StoredEvent>> {
         let mut c = self.data.get().await?;
         let tx = c.transaction().await?;
-        let out = append_audit_tx(&tx, events).await?;
+        let out = append_audit_tx(&tx, &events).await?;
         tx.commit().await?;
         Ok(out)
     }
