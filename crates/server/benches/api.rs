@@ -289,8 +289,9 @@ async fn start(audit: bool) -> (Arc<Api>, tempfile::TempDir) {
     (api, tmp)
 }
 
-/// The audit log's cost on the read path: the same single plain reads against `api` and
-/// against a second server with auditing switched off inside this benchmark only.
+/// The audit log's cost on the read path: the same plain reads against `api` and against a
+/// second server with auditing switched off inside this benchmark only. Single reads (one
+/// event per record) at 8 to 512 clients, then batch reads (one event per 100 records).
 async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead> {
     const SECS: f64 = 3.0;
     let (off, _tmp_off) = start(false).await;
@@ -299,16 +300,39 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     // with the clients. CPU time per request (the whole process: clients, TLS, server) is
     // the steadier figure.
     let mut overhead = Vec::new();
-    for workers in [8, 32, 128, 512] {
+    for (workers, batch) in [
+        (8, false),
+        (32, false),
+        (128, false),
+        (512, false),
+        (8, true),
+    ] {
         let mut rounds = Vec::new();
         for _ in 0..3 {
             let c0 = cpu_seconds();
-            let audited = read_plain(Arc::clone(&api), Arc::clone(&on_ids), workers, SECS).await;
+            let audited = reads(
+                Arc::clone(&api),
+                Arc::clone(&on_ids),
+                workers,
+                SECS,
+                "plain",
+                batch,
+            )
+            .await;
             let c1 = cpu_seconds();
-            let unaudited = read_plain(Arc::clone(&off), Arc::clone(&off_ids), workers, SECS).await;
+            let unaudited = reads(
+                Arc::clone(&off),
+                Arc::clone(&off_ids),
+                workers,
+                SECS,
+                "plain",
+                batch,
+            )
+            .await;
             let c2 = cpu_seconds();
             rounds.push(Overhead {
                 workers,
+                batch,
                 audited,
                 unaudited,
                 cpu_audited: (c1 - c0) / (audited * SECS),
@@ -321,17 +345,35 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     overhead
 }
 
-/// Single plain reads of the records in `ids` by `workers` clients for `secs` seconds.
-async fn read_plain(api: Arc<Api>, ids: Arc<Vec<String>>, workers: usize, secs: f64) -> f64 {
+/// Reads of the records in `ids` in `view` by `workers` clients for `secs` seconds, one record
+/// per request or [`BATCH`] per batch-get; returns records per second.
+async fn reads(
+    api: Arc<Api>,
+    ids: Arc<Vec<String>>,
+    workers: usize,
+    secs: f64,
+    view: &'static str,
+    batch: bool,
+) -> f64 {
     throughput(workers, secs, move |w, i| {
         let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
         async move {
-            let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
-            api.get(&format!(
-                "/v1/collections/customers/records/{id}?purpose=billing&view=plain"
-            ))
-            .await;
-            1
+            if batch {
+                let start = (w * 7919 + i * 1_000) % (ids.len() + 1 - BATCH);
+                let body = json!({"ids": &ids[start..start + BATCH]});
+                let path = format!(
+                    "/v1/collections/customers/records/batch-get?purpose=billing&view={view}"
+                );
+                api.post(&path, &body).await;
+                BATCH
+            } else {
+                let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
+                api.get(&format!(
+                    "/v1/collections/customers/records/{id}?purpose=billing&view={view}"
+                ))
+                .await;
+                1
+            }
         }
     })
     .await
@@ -363,6 +405,7 @@ async fn insert_some(api: &Api) -> Vec<String> {
 
 struct Overhead {
     workers: usize,
+    batch: bool,
     audited: f64,
     unaudited: f64,
     cpu_audited: f64,
@@ -377,12 +420,13 @@ impl Overhead {
 
 fn print_overhead(overhead: Vec<Overhead>) {
     println!(
-        "  audit overhead on single plain reads (each response waits for its event's fsync; group commit;"
+        "  audit overhead on plain reads (each response waits for its event's fsync; group commit;"
     );
-    println!("  median of 3 alternating rounds; CPU per request of the whole process):");
+    println!("  median of 3 alternating rounds; CPU per record of the whole process):");
     for o in overhead {
         println!(
-            "    {:>3} clients: {:>7.0} requests/s audited vs {:>7.0} without the audit log ({:.1}% fewer); CPU {:.0} vs {:.0} us/request",
+            "    {:<13} {:>3} clients: {:>7.0} records/s audited vs {:>7.0} without the audit log ({:.1}% fewer); CPU {:.0} vs {:.0} us/record",
+            if o.batch { "batch of 100," } else { "single," },
             o.workers,
             o.audited,
             o.unaudited,
@@ -417,7 +461,7 @@ async fn main() {
             .map_or(15.0, |s| s.parse().expect("SOAK: seconds"));
         let ids = Arc::new(insert_some(&api).await);
         let c0 = cpu_seconds();
-        let r = read_plain(api, ids, workers, secs).await;
+        let r = reads(api, ids, workers, secs, "plain", false).await;
         let cpu = (cpu_seconds() - c0) / (r * secs);
         println!("{r:.0} requests/s, CPU {:.0} us/request", cpu * 1e6);
         return;
@@ -458,37 +502,11 @@ async fn main() {
     };
     let ids: Arc<Vec<String>> = Arc::new(ids.lock().unwrap().clone());
 
-    let mut reads = Vec::new();
+    let mut rates = Vec::new();
     for view in ["plain", "masked"] {
-        let single = {
-            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-            throughput(8, 4.0, move |w, i| {
-                let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-                async move {
-                    let id = &ids[(w * 7919 + i * 104_729) % ids.len()];
-                    api.get(&format!(
-                        "/v1/collections/customers/records/{id}?purpose=billing&view={view}"
-                    ))
-                    .await;
-                    1
-                }
-            })
-            .await
-        };
-        let batch = {
-            let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-            throughput(4, 4.0, move |w, i| {
-                let (api, ids) = (Arc::clone(&api), Arc::clone(&ids));
-                async move {
-                    let start = (w * 7919 + i * 1_000) % (ids.len() - BATCH);
-                    let body = json!({"ids": &ids[start..start + BATCH]});
-                    api.post(&format!("/v1/collections/customers/records/batch-get?purpose=billing&view={view}"), &body).await;
-                    BATCH
-                }
-            })
-            .await
-        };
-        reads.push((view, single, batch));
+        let single = reads(Arc::clone(&api), Arc::clone(&ids), 8, 4.0, view, false).await;
+        let batch = reads(Arc::clone(&api), Arc::clone(&ids), 4, 4.0, view, true).await;
+        rates.push((view, single, batch));
     }
 
     // Latency at a fixed offered load of 500 requests/s for 10 s (open loop).
@@ -543,7 +561,7 @@ async fn main() {
         "  batch writes (8 clients)                            {writes:>12.0} records/s  ({:.0}% of ceiling)",
         100.0 * writes / write_ceiling
     );
-    for (view, single, batch) in &reads {
+    for (view, single, batch) in &rates {
         println!("  single reads, {view:<6} (8 clients)                {single:>12.0} requests/s");
         println!(
             "  batch reads of {BATCH}, {view:<6} (4 clients)           {batch:>12.0} records/s"

@@ -166,7 +166,9 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
 }
 
 /// Work the checkpointer thread does on the writer connection after writes, in batches that
-/// each return whether more is left; the writer lock is let go between batches.
+/// each return whether more is left; the writer lock is let go between batches, for long
+/// enough that a waiting append takes it (the mutex is not fair: relocking at once would keep
+/// appends, and the reads that wait for them, waiting for the whole backlog).
 type Upkeep = (Arc<Mutex<Connection>>, fn(&mut Connection) -> Result<bool>);
 
 fn run_upkeep(writer: &Mutex<Connection>, work: fn(&mut Connection) -> Result<bool>) {
@@ -176,7 +178,7 @@ fn run_upkeep(writer: &Mutex<Connection>, work: fn(&mut Connection) -> Result<bo
             Err(_) => return,
         };
         match more {
-            Ok(true) => continue,
+            Ok(true) => std::thread::sleep(std::time::Duration::from_millis(1)),
             Ok(false) => return,
             Err(e) => {
                 tracing::warn!(error = %e, "sqlite upkeep failed; retried after the next write");
@@ -186,11 +188,15 @@ fn run_upkeep(writer: &Mutex<Connection>, work: fn(&mut Connection) -> Result<bo
     }
 }
 
-/// Events moved into the audit subject index per batch.
+/// Events read per batch of the audit subject index.
 const SUBJECT_INDEX_BATCH: i64 = 4096;
+/// Index entries written per batch: a batch holds the writer lock, and appends wait for it
+/// (4096 events of 100-record batch writes were 400 k entries, seconds of waiting).
+const SUBJECT_INDEX_ENTRIES: usize = 2048;
 
 /// Moves the subject pseudonyms of the audit events after each tenant's mark into
-/// `audit_subjects`, sorted, in one transaction with the new mark. Returns whether more is left.
+/// `audit_subjects`, sorted, in one transaction with the new mark; about
+/// [`SUBJECT_INDEX_ENTRIES`] at a time (an event is never split). Returns whether more is left.
 fn index_audit_subjects(c: &mut Connection) -> Result<bool> {
     let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let behind: Vec<(Vec<u8>, i64)> = tx
@@ -202,20 +208,35 @@ fn index_audit_subjects(c: &mut Connection) -> Result<bool> {
         .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
         .collect::<rusqlite::Result<_>>()?;
     let mut more = false;
+    let mut budget = SUBJECT_INDEX_ENTRIES;
     for (tenant, mark) in behind {
-        let rows: Vec<(i64, Option<Vec<u8>>)> = tx
-            .prepare_cached(
-                "SELECT seq, subjects FROM audit_events WHERE tenant = ?1 AND seq > ?2
-                 ORDER BY seq LIMIT ?3",
-            )?
-            .query_map(params![&tenant, mark, SUBJECT_INDEX_BATCH], |r| {
-                Ok((r.get(0)?, r.get(1)?))
-            })?
-            .collect::<rusqlite::Result<_>>()?;
+        if budget == 0 {
+            more = true;
+            break;
+        }
+        // Whole events while the budget lasts, and always the first.
+        let mut rows: Vec<(i64, Option<Vec<u8>>)> = Vec::new();
+        let mut st = tx.prepare_cached(
+            "SELECT seq, subjects FROM audit_events WHERE tenant = ?1 AND seq > ?2
+             ORDER BY seq LIMIT ?3",
+        )?;
+        let mut q = st.query(params![&tenant, mark, SUBJECT_INDEX_BATCH])?;
+        while let Some(r) = q.next()? {
+            let subjects: Option<Vec<u8>> = r.get(1)?;
+            let n = subjects.as_ref().map_or(0, |s| s.len() / 32);
+            if !rows.is_empty() && n > budget {
+                more = true;
+                break;
+            }
+            budget = budget.saturating_sub(n);
+            rows.push((r.get(0)?, subjects));
+        }
+        drop(q);
+        drop(st);
+        more |= rows.len() as i64 == SUBJECT_INDEX_BATCH;
         let Some(&(last, _)) = rows.last() else {
             continue;
         };
-        more |= rows.len() as i64 == SUBJECT_INDEX_BATCH;
         let mut pairs: Vec<(&[u8], i64)> = rows
             .iter()
             .flat_map(|(seq, subjects)| {
@@ -2159,4 +2180,74 @@ fn token_subject(s: Option<SubjectId>) -> Vec<u8> {
 fn from_token_subject(b: &[u8]) -> Result<Option<SubjectId>> {
     let id = id16(b.to_vec(), "tokens")?;
     Ok((id != [0; 16]).then(|| SubjectId::from_bytes(id)))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A batch of the subject index writes about [`SUBJECT_INDEX_ENTRIES`] entries and never
+    /// splits an event (no checkpointer thread here, so the batches are this test's own).
+    #[test]
+    fn subject_index_batches_are_bounded_by_entries() {
+        let mut c = Connection::open_in_memory().unwrap();
+        migrate(&mut c, DATA_MIGRATIONS).unwrap();
+        let tenant = [5u8; 16];
+        let wide = |n: u8, count: u16| {
+            let mut e = AuditEvent::new(
+                tenant,
+                0,
+                "p",
+                "service",
+                "record.read",
+                boveda_audit::Outcome::Allowed,
+                "r",
+            );
+            e.subjects = (0..count)
+                .map(|i| {
+                    let mut s = [n; 32];
+                    s[..2].copy_from_slice(&i.to_le_bytes());
+                    s
+                })
+                .collect();
+            e
+        };
+        let tx = c.transaction().unwrap();
+        append_audit_tx(
+            &tx,
+            &[
+                wide(1, 1500),
+                wide(2, 1500),
+                wide(3, 0),
+                wide(4, 3000),
+                wide(5, 10),
+            ],
+        )
+        .unwrap();
+        tx.commit().unwrap();
+        let mark = |c: &Connection| -> i64 {
+            c.query_row(
+                "SELECT seq FROM audit_subjects_indexed WHERE tenant = ?1",
+                [&tenant[..]],
+                |r| r.get(0),
+            )
+            .unwrap()
+        };
+        let entries = |c: &Connection| -> i64 {
+            c.query_row("SELECT count(*) FROM audit_subjects", [], |r| r.get(0))
+                .unwrap()
+        };
+        // 1500 fit; the next 1500 do not.
+        assert!(index_audit_subjects(&mut c).unwrap());
+        assert_eq!((mark(&c), entries(&c)), (1, 1500));
+        // 1500, then an event without subjects costs nothing; 3000 do not fit.
+        assert!(index_audit_subjects(&mut c).unwrap());
+        assert_eq!((mark(&c), entries(&c)), (3, 3000));
+        // An event larger than a batch goes alone.
+        assert!(index_audit_subjects(&mut c).unwrap());
+        assert_eq!((mark(&c), entries(&c)), (4, 6000));
+        assert!(!index_audit_subjects(&mut c).unwrap());
+        assert_eq!((mark(&c), entries(&c)), (5, 6010));
+    }
 }
