@@ -309,34 +309,16 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     ] {
         let mut rounds = Vec::new();
         for _ in 0..3 {
-            let c0 = cpu_seconds();
-            let audited = reads(
-                Arc::clone(&api),
-                Arc::clone(&on_ids),
-                workers,
-                SECS,
-                "plain",
-                batch,
-            )
-            .await;
-            let c1 = cpu_seconds();
-            let unaudited = reads(
-                Arc::clone(&off),
-                Arc::clone(&off_ids),
-                workers,
-                SECS,
-                "plain",
-                batch,
-            )
-            .await;
-            let c2 = cpu_seconds();
+            let (audited, cpu_audited) = plain_reads(&api, &on_ids, workers, SECS, batch).await;
+            let (unaudited, cpu_unaudited) =
+                plain_reads(&off, &off_ids, workers, SECS, batch).await;
             rounds.push(Overhead {
                 workers,
                 batch,
                 audited,
                 unaudited,
-                cpu_audited: (c1 - c0) / (audited * SECS),
-                cpu_unaudited: (c2 - c1) / (unaudited * SECS),
+                cpu_audited,
+                cpu_unaudited,
             });
         }
         rounds.sort_by(|a, b| a.ratio().total_cmp(&b.ratio()));
@@ -377,6 +359,28 @@ async fn reads(
         }
     })
     .await
+}
+
+/// Plain reads as [`reads`] does them: records per second, and CPU seconds per record of the
+/// whole process.
+async fn plain_reads(
+    api: &Arc<Api>,
+    ids: &Arc<Vec<String>>,
+    workers: usize,
+    secs: f64,
+    batch: bool,
+) -> (f64, f64) {
+    let c0 = cpu_seconds();
+    let rate = reads(
+        Arc::clone(api),
+        Arc::clone(ids),
+        workers,
+        secs,
+        "plain",
+        batch,
+    )
+    .await;
+    (rate, (cpu_seconds() - c0) / (rate * secs))
 }
 
 fn cpu_seconds() -> f64 {
@@ -460,9 +464,7 @@ async fn main() {
             .get(2)
             .map_or(15.0, |s| s.parse().expect("SOAK: seconds"));
         let ids = Arc::new(insert_some(&api).await);
-        let c0 = cpu_seconds();
-        let r = reads(api, ids, workers, secs, "plain", false).await;
-        let cpu = (cpu_seconds() - c0) / (r * secs);
+        let (r, cpu) = plain_reads(&api, &ids, workers, secs, false).await;
         println!("{r:.0} requests/s, CPU {:.0} us/request", cpu * 1e6);
         return;
     }
