@@ -17,6 +17,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod staging;
+
 const DATA_MIGRATIONS: &[&str] = &[
     r#"
 CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
@@ -129,9 +131,25 @@ CREATE INDEX subject_keys_version ON subject_keys (tenant, kek_version);
 
 const READERS: usize = 4;
 
+/// The writer connection, and for `data.db` the staged audit events that go in through it.
+struct Writer {
+    conn: Connection,
+    staging: Option<staging::Staging>,
+}
+
+impl Writer {
+    /// Moves up to `most` staged audit events into the table; whether some are left.
+    fn flush(&mut self, most: usize) -> Result<bool> {
+        match &mut self.staging {
+            Some(s) => s.flush(&mut self.conn, most),
+            None => Ok(false),
+        }
+    }
+}
+
 /// One SQLite file: a writer, a few readers, and a checkpointer thread.
 struct Db {
-    writer: Arc<Mutex<Connection>>,
+    writer: Arc<Mutex<Writer>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next: AtomicUsize,
     /// Nudges the checkpointer after a write; dropping it stops the thread.
@@ -145,15 +163,16 @@ struct Db {
 /// start over (checkpoint starvation), and every read then searches a longer WAL index; past
 /// [`WAL_RESTART_FRAMES`] a RESTART checkpoint waits for the readers of old snapshots (they
 /// are short) so that the next write starts the WAL from the beginning.
-fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: Option<Upkeep>) {
+fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: Upkeep) {
     let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
     };
     while wrote.recv().is_ok() {
         std::thread::sleep(std::time::Duration::from_millis(100));
         while wrote.try_recv().is_ok() {}
-        if let Some((writer, work)) = &upkeep {
-            run_upkeep(writer, *work);
+        run_upkeep(&upkeep.0, |w| w.flush(STAGED_MOVE));
+        if let Some(work) = upkeep.1 {
+            run_upkeep(&upkeep.0, |w| work(&mut w.conn));
         }
         let done = match checkpoint("PASSIVE") {
             Ok(frames) if frames >= WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
@@ -165,16 +184,23 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
     }
 }
 
-/// Work the checkpointer thread does on the writer connection after writes, in batches that
-/// each return whether more is left; the writer lock is let go between batches, for long
-/// enough that a waiting append takes it (the mutex is not fair: relocking at once would keep
-/// appends, and the reads that wait for them, waiting for the whole backlog).
-type Upkeep = (Arc<Mutex<Connection>>, fn(&mut Connection) -> Result<bool>);
+/// Work the checkpointer thread does on the writer connection after writes (moving staged
+/// audit events in, then the file's own upkeep), in batches that each return whether more is
+/// left; the writer lock is let go between batches, for long enough that a waiting append
+/// takes it (the mutex is not fair: relocking at once would keep appends, and the reads that
+/// wait for them, waiting for the whole backlog).
+type Upkeep = (
+    Arc<Mutex<Writer>>,
+    Option<fn(&mut Connection) -> Result<bool>>,
+);
 
-fn run_upkeep(writer: &Mutex<Connection>, work: fn(&mut Connection) -> Result<bool>) {
+/// Staged audit events moved into the table per transaction of the checkpointer thread.
+const STAGED_MOVE: usize = 1024;
+
+fn run_upkeep(writer: &Mutex<Writer>, mut work: impl FnMut(&mut Writer) -> Result<bool>) {
     loop {
         let more = match writer.lock() {
-            Ok(mut c) => work(&mut c),
+            Ok(mut w) => work(&mut w),
             Err(_) => return,
         };
         match more {
@@ -319,6 +345,7 @@ impl Db {
         path: &Path,
         migrations: &[&str],
         upkeep: Option<fn(&mut Connection) -> Result<bool>>,
+        staged_audit: bool,
     ) -> Result<Self> {
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_CREATE
@@ -328,11 +355,19 @@ impl Db {
         configure(&writer)?;
         migrate(&mut writer, migrations)?;
         writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
-        let writer = Arc::new(Mutex::new(writer));
+        let staging = if staged_audit {
+            Some(staging::Staging::open(path, &mut writer)?)
+        } else {
+            None
+        };
+        let writer = Arc::new(Mutex::new(Writer {
+            conn: writer,
+            staging,
+        }));
         let ckpt = Connection::open_with_flags(path, flags)?;
         configure(&ckpt)?;
         let (wrote, nudges) = std::sync::mpsc::sync_channel(1);
-        let upkeep = upkeep.map(|work| (Arc::clone(&writer), work));
+        let upkeep = (Arc::clone(&writer), upkeep);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || checkpointer(ckpt, nudges, upkeep))
@@ -351,22 +386,49 @@ impl Db {
         })
     }
 
+    /// Runs `f` on the writer connection, after the staged audit events are in the table
+    /// (a write's own events extend the chains after them).
     async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
+        self.with_writer(move |w| {
+            w.flush(usize::MAX)?;
+            let out = f(&mut w.conn);
+            if let Some(s) = &mut w.staging {
+                s.forget_heads();
+            }
+            out
+        })
+        .await
+    }
+
+    async fn with_writer<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> Result<T> + Send + 'static,
+    {
         let w = Arc::clone(&self.writer);
         let out = tokio::task::spawn_blocking(move || {
-            let mut c = w
+            let mut w = w
                 .lock()
                 .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
-            f(&mut c)
+            f(&mut w)
         })
         .await
         .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
         let _ = self.wrote.try_send(());
         out
+    }
+
+    /// Appends audit events to the staging file (durable on return).
+    async fn stage(&self, events: Arc<Vec<AuditEvent>>) -> Result<Vec<StoredEvent>> {
+        self.with_writer(move |w| match &mut w.staging {
+            Some(s) => s.append(&mut w.conn, &events),
+            None => Err(Error::Config("this file stages no audit events".into())),
+        })
+        .await
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -391,6 +453,17 @@ impl Db {
         })
         .await
         .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
+    }
+}
+
+impl Drop for Db {
+    /// Moves the staged audit events in, so that a stopped server leaves them all in the table.
+    fn drop(&mut self) {
+        if let Ok(mut w) = self.writer.lock()
+            && let Err(e) = w.flush(usize::MAX)
+        {
+            tracing::warn!(error = %e, "staged audit events stay in the staging file until the next start");
+        }
     }
 }
 
@@ -581,9 +654,57 @@ fn to_session(s: SessionTuple) -> Result<SessionRow> {
     })
 }
 
-/// Appends audit events inside an open transaction: per tenant, the head row gives the last
-/// sequence number and hash; each event gets the next number and links to the previous hash.
-/// The single writer connection serialises appends, so chains never fork.
+/// A tenant's chain head in the table: last sequence number and hash (the genesis hash at 0).
+fn chain_head(c: &Connection, tenant: &[u8; 16]) -> Result<(u64, [u8; 32])> {
+    let row: Option<(i64, Vec<u8>)> = c
+        .prepare_cached("SELECT seq, hash FROM audit_heads WHERE tenant = ?1")?
+        .query_row([&tenant[..]], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    Ok(match row {
+        Some((seq, hash)) => (
+            seq as u64,
+            hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
+        ),
+        None => (0, boveda_audit::genesis(tenant)),
+    })
+}
+
+fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Result<()> {
+    c.prepare_cached(
+        "INSERT INTO audit_heads (tenant, seq, hash) VALUES (?1, ?2, ?3)
+         ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    )?
+    .execute(params![&tenant[..], seq as i64, &hash[..]])?;
+    Ok(())
+}
+
+/// One row of `audit_events`: the chained event and the columns searches filter on.
+fn insert_event(c: &Connection, e: &AuditEvent, s: &StoredEvent) -> Result<()> {
+    let subjects = (!e.subjects.is_empty()).then(|| e.subjects.concat());
+    c.prepare_cached(
+        "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+    )?
+    .execute(params![
+        &e.tenant[..],
+        s.seq as i64,
+        s.encoded,
+        &s.hash[..],
+        e.at_ms,
+        e.principal,
+        e.action,
+        e.collection,
+        e.purpose,
+        e.outcome.as_str(),
+        subjects
+    ])?;
+    Ok(())
+}
+
+/// Appends audit events inside an open write transaction (after the staged ones, which the
+/// writer moved in first): per tenant, the head row gives the last sequence number and hash;
+/// each event gets the next number and links to the previous hash. The single writer
+/// connection serialises appends, so chains never fork.
 fn append_audit_tx(
     tx: &rusqlite::Transaction<'_>,
     events: &[AuditEvent],
@@ -594,50 +715,18 @@ fn append_audit_tx(
     for e in events {
         let head = match heads.get(&e.tenant) {
             Some(h) => *h,
-            None => {
-                let row: Option<(i64, Vec<u8>)> = tx
-                    .prepare_cached("SELECT seq, hash FROM audit_heads WHERE tenant = ?1")?
-                    .query_row([&e.tenant[..]], |r| Ok((r.get(0)?, r.get(1)?)))
-                    .optional()?;
-                match row {
-                    Some((seq, hash)) => (
-                        seq as u64,
-                        hash.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
-                    ),
-                    None => (0, boveda_audit::genesis(&e.tenant)),
-                }
-            }
+            None => chain_head(tx, &e.tenant)?,
         };
         let seq = head.0 + 1;
         let encoded = e.encode_as(seq);
         let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
-        let subjects = (!e.subjects.is_empty()).then(|| e.subjects.concat());
-        tx.prepare_cached(
-            "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-        )?
-        .execute(params![
-            &e.tenant[..],
-            seq as i64,
-            encoded,
-            &hash[..],
-            e.at_ms,
-            e.principal,
-            e.action,
-            e.collection,
-            e.purpose,
-            e.outcome.as_str(),
-            subjects
-        ])?;
+        let stored = StoredEvent { seq, encoded, hash };
+        insert_event(tx, e, &stored)?;
         heads.insert(e.tenant, (seq, hash));
-        out.push(StoredEvent { seq, encoded, hash });
+        out.push(stored);
     }
     for (tenant, (seq, hash)) in heads {
-        tx.prepare_cached(
-            "INSERT INTO audit_heads (tenant, seq, hash) VALUES (?1, ?2, ?3)
-             ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
-        )?
-        .execute(params![&tenant[..], seq as i64, &hash[..]])?;
+        set_head(tx, &tenant, seq, &hash)?;
     }
     Ok(out)
 }
@@ -699,12 +788,28 @@ pub fn read_audit_file(
     .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
     let t = tenant.as_bytes().as_slice();
     let mut st = c.prepare("SELECT seq, CAST(encoded AS BLOB), CAST(hash AS BLOB) FROM audit_events WHERE tenant = ?1 ORDER BY seq")?;
-    let events = st
+    let mut events = st
         .query_map([t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Vec<u8>)>>>()?
         .into_iter()
         .map(|(s, e, h)| stored_event(s, e, h))
         .collect::<Result<Vec<_>>>()?;
+    // A server stopped cleanly leaves no staged events; one that was not may have left some
+    // past the table's head.
+    let mut head = chain_head(&c, tenant.as_bytes())?;
+    for (t, e) in staging::read(&staging::path_of(path))? {
+        if t != *tenant.as_bytes() {
+            continue;
+        }
+        match staging::extends(&head, &e) {
+            None => {}
+            Some(true) => {
+                head = (e.seq, e.hash);
+                events.push(e);
+            }
+            Some(false) => break,
+        }
+    }
     let mut st = c.prepare("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;
     let cps = st
         .query_map([t], |r| checkpoint_row(*tenant.as_bytes(), r))?
@@ -746,8 +851,9 @@ impl SqliteStore {
                     &dir.join("data.db"),
                     DATA_MIGRATIONS,
                     Some(index_audit_subjects),
+                    true,
                 )?,
-                keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS, None)?,
+                keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS, None, false)?,
             })
         })
         .await
@@ -1706,17 +1812,13 @@ impl Store for SqliteStore {
     }
 
     async fn append_audit(&self, events: Arc<Vec<AuditEvent>>) -> Result<Vec<StoredEvent>> {
-        self.data
-            .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let out = append_audit_tx(&tx, &events)?;
-                tx.commit()?;
-                Ok(out)
-            })
-            .await
+        self.data.stage(events).await
     }
 
     async fn audit_probe(&self) -> Result<()> {
+        self.data
+            .with_writer(|w| w.staging.as_ref().map_or(Ok(()), staging::Staging::probe))
+            .await?;
         self.data
             .write(|c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -1734,6 +1836,7 @@ impl Store for SqliteStore {
     }
 
     async fn audit_head(&self, tenant: TenantId) -> Result<Option<(u64, [u8; 32])>> {
+        self.data.write(|_| Ok(())).await?;
         self.data
             .read(move |c| {
                 let row: Option<(i64, Vec<u8>)> = c
@@ -1762,6 +1865,7 @@ impl Store for SqliteStore {
         limit: usize,
     ) -> Result<Vec<StoredEvent>> {
         let f = f.clone();
+        self.data.write(|_| Ok(())).await?;
         self.data
             .read(move |c| {
                 // With a subject, its events drive the search (CROSS JOIN fixes the order of

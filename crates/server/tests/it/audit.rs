@@ -518,7 +518,8 @@ async fn tamper_on_postgres_is_detected() {
     log.s.stop().await;
 }
 
-/// Makes every insert into the audit journal fail (a trigger), or lifts that.
+/// Makes every write to the audit journal fail, or lifts that: a trigger on its table, and on
+/// SQLite a directory where the staging file of the read path's events was.
 async fn block_journal(s: &Server, on: bool) {
     match &s.cfg.storage.postgres_url {
         None => {
@@ -529,6 +530,13 @@ async fn block_journal(s: &Server, on: bool) {
                 "DROP TRIGGER block_audit;"
             })
             .unwrap();
+            let staging = s.dir.join("data.db-audit");
+            if on {
+                let _ = std::fs::remove_file(&staging);
+                std::fs::create_dir(&staging).unwrap();
+            } else {
+                std::fs::remove_dir(&staging).unwrap();
+            }
         }
         Some(url) => {
             let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
@@ -808,15 +816,13 @@ async fn repeated_denials_raise_an_alert_and_suspend_when_configured() {
         11,
         "the alert links to the events that raised it"
     );
-    let denied = events(
-        &Log {
-            s: Server::start_config(s.cfg.clone(), false).await,
-            tenant: tenant.clone(),
-            key: admin.clone(),
-        },
-        "&outcome=denied",
-    )
-    .await;
+    let log = Log {
+        s,
+        tenant: tenant.clone(),
+        key: admin.clone(),
+    };
+    let denied = events(&log, "&outcome=denied").await;
+    let s = log.s;
     let denied_seqs: Vec<u64> = denied.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     for seq in alert["events"].as_array().unwrap() {
         assert!(denied_seqs.contains(&seq.as_u64().unwrap()));
@@ -931,16 +937,9 @@ async fn continuous_export_reaches_a_file_and_a_flaky_webhook() {
         )
         .await;
     }
-    let head = events(
-        &Log {
-            s: Server::start_config(s.cfg.clone(), false).await,
-            tenant: tenant.clone(),
-            key: key.clone(),
-        },
-        "",
-    )
-    .await
-    .len();
+    let log = Log { s, tenant, key };
+    let head = events(&log, "").await.len();
+    let s = log.s;
     let mut ok = false;
     for _ in 0..200 {
         let lines = std::fs::read_to_string(&file)

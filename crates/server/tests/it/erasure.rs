@@ -53,17 +53,15 @@ async fn erased_subject_does_not_open_even_from_an_earlier_copy() {
     let tenant: boveda_core::TenantId = tenant.parse().unwrap();
 
     // The wrapped key as it was, to look for it in the key files afterwards.
-    let keys_before = boveda_store::sqlite::SqliteStore::open(&s.dir)
-        .await
+    // (Read from the key file itself: the server owns its data directory.)
+    let wrapped: Vec<u8> = rusqlite::Connection::open(s.dir.join("keys.db"))
+        .unwrap()
+        .query_row(
+            "SELECT wrapped_dek FROM subject_keys WHERE tenant = ?1 AND subject = ?2",
+            [&tenant.as_bytes()[..], &erased.as_bytes()[..]],
+            |r| r.get(0),
+        )
         .unwrap();
-    let wrapped = keys_before
-        .subject_keys(tenant, &[erased])
-        .await
-        .unwrap()
-        .pop()
-        .unwrap()
-        .wrapped_dek;
-    drop(keys_before);
 
     let backup = tempfile::tempdir().unwrap();
     copy_data(&s.dir, backup.path());

@@ -256,7 +256,22 @@ impl Server {
         if let Some(t) = self.task.take() {
             t.await.unwrap();
         }
-        (self.cfg.clone(), self._tmp.take())
+        let (cfg, tmp) = (self.cfg.clone(), self._tmp.take());
+        drop(self);
+        // As a process exits: the background tasks let go of the vault, and with it the SQLite
+        // store lets go of its data directory (the lock on its audit staging file).
+        if cfg.storage.postgres_url.is_none() {
+            let staging = cfg.data_dir.join("data.db-audit");
+            for _ in 0..500 {
+                match std::fs::File::open(&staging) {
+                    Ok(f) if f.try_lock().is_err() => {
+                        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        (cfg, tmp)
     }
 
     pub async fn call(
