@@ -134,22 +134,33 @@ const READERS: usize = 4;
 /// The writer connection, and for `data.db` the staged audit events that go in through it.
 struct Writer {
     conn: Connection,
-    staging: Option<staging::Staging>,
+    staging: Option<Arc<Mutex<staging::Staging>>>,
+}
+
+fn locked(s: &Mutex<staging::Staging>) -> Result<std::sync::MutexGuard<'_, staging::Staging>> {
+    s.lock()
+        .map_err(|_| Error::Unavailable("audit staging poisoned".into()))
 }
 
 impl Writer {
-    /// Moves up to `most` staged audit events into the table; whether some are left.
+    /// Moves up to `most` staged audit events into the table; whether some are left. The
+    /// staging is locked only to copy them out and to drop them once committed: reads go on
+    /// appending meanwhile.
     fn flush(&mut self, most: usize) -> Result<bool> {
-        match &mut self.staging {
-            Some(s) => s.flush(&mut self.conn, most),
-            None => Ok(false),
-        }
+        let Some(s) = &self.staging else {
+            return Ok(false);
+        };
+        let rows = locked(s)?.pending(most);
+        staging::move_in(&mut self.conn, &rows)?;
+        Ok(locked(s)?.moved(rows.len()))
     }
 }
 
 /// One SQLite file: a writer, a few readers, and a checkpointer thread.
 struct Db {
     writer: Arc<Mutex<Writer>>,
+    /// The read path's audit events (`data.db` only), appended without the writer lock.
+    staging: Option<Arc<Mutex<staging::Staging>>>,
     readers: Arc<Vec<Mutex<Connection>>>,
     next: AtomicUsize,
     /// Nudges the checkpointer after a write; dropping it stops the thread.
@@ -356,13 +367,16 @@ impl Db {
         migrate(&mut writer, migrations)?;
         writer.execute_batch("PRAGMA wal_autocheckpoint=0;")?;
         let staging = if staged_audit {
-            Some(staging::Staging::open(path, &mut writer)?)
+            Some(Arc::new(Mutex::new(staging::Staging::open(
+                path,
+                &mut writer,
+            )?)))
         } else {
             None
         };
         let writer = Arc::new(Mutex::new(Writer {
             conn: writer,
-            staging,
+            staging: staging.clone(),
         }));
         let ckpt = Connection::open_with_flags(path, flags)?;
         configure(&ckpt)?;
@@ -380,6 +394,7 @@ impl Db {
         }
         Ok(Self {
             writer,
+            staging,
             readers: Arc::new(readers),
             next: AtomicUsize::new(0),
             wrote,
@@ -394,11 +409,15 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         self.with_writer(move |w| {
-            w.flush(usize::MAX)?;
+            // The staging stays locked until the write commits: an append meanwhile would
+            // take the sequence numbers the write's events take.
+            let Some(s) = &w.staging else {
+                return f(&mut w.conn);
+            };
+            let mut s = locked(s)?;
+            s.flush(&mut w.conn, usize::MAX)?;
             let out = f(&mut w.conn);
-            if let Some(s) = &mut w.staging {
-                s.forget_heads();
-            }
+            s.forget_heads();
             out
         })
         .await
@@ -424,11 +443,15 @@ impl Db {
 
     /// Appends audit events to the staging file (durable on return).
     async fn stage(&self, events: Arc<Vec<AuditEvent>>) -> Result<Vec<StoredEvent>> {
-        self.with_writer(move |w| match &mut w.staging {
-            Some(s) => s.append(&mut w.conn, &events),
-            None => Err(Error::Config("this file stages no audit events".into())),
-        })
-        .await
+        let s = self
+            .staging
+            .clone()
+            .ok_or_else(|| Error::Config("this file stages no audit events".into()))?;
+        let out = tokio::task::spawn_blocking(move || locked(&s)?.append(&events))
+            .await
+            .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
+        let _ = self.wrote.try_send(());
+        out
     }
 
     async fn read<T, F>(&self, f: F) -> Result<T>
@@ -1817,7 +1840,7 @@ impl Store for SqliteStore {
 
     async fn audit_probe(&self) -> Result<()> {
         self.data
-            .with_writer(|w| w.staging.as_ref().map_or(Ok(()), staging::Staging::probe))
+            .with_writer(|w| w.staging.as_ref().map_or(Ok(()), |s| locked(s)?.probe()))
             .await?;
         self.data
             .write(|c| {

@@ -2,6 +2,8 @@
 //! (`data.db-audit`) before the response leaves, one write and one `fdatasync` per group
 //! commit, then moved into `audit_events` in bulk: by the checkpointer thread after appends,
 //! and before any other write or audit query, so the table is whole wherever it is read.
+//! The staging has its own lock: a move holds it only to copy the events out and to drop them
+//! once committed, so reads go on appending while the table takes them in.
 //!
 //! A SQLite transaction per group commit costs a B-tree insert in three trees per event,
 //! rewrites the same tail pages at every commit and copies them again at the WAL checkpoint,
@@ -25,14 +27,18 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Staged events past which an append first moves them into the table.
+/// Staged events past which appends are refused (the moves into the table are failing).
 const MOST: usize = 65_536;
 /// Bytes of a record before its encoded event: tenant, sequence number, hash, length.
 const HEADER: usize = 16 + 8 + 32 + 4;
 
-/// The staged events and the heads of their chains; lives with the writer connection.
+/// The staged events and the heads of their chains.
 pub(super) struct Staging {
     path: PathBuf,
+    /// Reads chain heads from the table. When the staging is locked no write is under way
+    /// (a write holds the lock from its move through its commit), and a tenant missing from
+    /// `heads` has no staged events for a move to change: the committed head is current.
+    conn: Connection,
     /// Chain heads known to be current: tenants with staged events, and those looked up since
     /// the table last changed under a write.
     heads: HashMap<[u8; 16], (u64, [u8; 32])>,
@@ -110,9 +116,30 @@ pub(super) fn read(path: &Path) -> Result<Vec<([u8; 16], StoredEvent)>> {
     Ok(out)
 }
 
+/// Inserts staged events into `audit_events` and moves their chains' heads, in one
+/// transaction.
+pub(super) fn move_in(conn: &mut Connection, rows: &[([u8; 16], StoredEvent)]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
+    for (tenant, e) in rows {
+        let event =
+            AuditEvent::decode(&e.encoded).map_err(|_| Error::Corrupt("audit staging file"))?;
+        insert_event(&tx, &event, e)?;
+        last.insert(*tenant, (e.seq, e.hash));
+    }
+    for (tenant, (seq, hash)) in last {
+        set_head(&tx, &tenant, seq, &hash)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
 impl Staging {
     /// Opens the staging of `db`'s writer connection, moving in what a previous run left.
-    pub(super) fn open(db: &Path, conn: &mut Connection) -> Result<Self> {
+    pub(super) fn open(db: &Path, writer: &mut Connection) -> Result<Self> {
         let path = path_of(db);
         let lock = std::fs::OpenOptions::new()
             .write(true)
@@ -129,15 +156,21 @@ impl Staging {
                 Error::Config(format!("cannot lock {}: {e}", path.display()))
             }
         })?;
+        let conn = Connection::open_with_flags(
+            db,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
         let mut s = Self {
             path,
+            conn,
             heads: HashMap::new(),
             staged: std::collections::VecDeque::new(),
             offset: 0,
             _lock: lock,
         };
         for (tenant, e) in read(&s.path)? {
-            let head = s.head(conn, &tenant)?;
+            let head = s.head(&tenant)?;
             match extends(&head, &e) {
                 None => continue,
                 Some(true) => {}
@@ -146,27 +179,25 @@ impl Staging {
             s.heads.insert(tenant, (e.seq, e.hash));
             s.staged.push_back((tenant, e));
         }
-        s.flush(conn, usize::MAX)?;
+        s.flush(writer, usize::MAX)?;
         Ok(s)
     }
 
-    fn head(&mut self, conn: &Connection, tenant: &[u8; 16]) -> Result<(u64, [u8; 32])> {
+    fn head(&mut self, tenant: &[u8; 16]) -> Result<(u64, [u8; 32])> {
         if let Some(h) = self.heads.get(tenant) {
             return Ok(*h);
         }
-        let h = chain_head(conn, tenant)?;
+        let h = chain_head(&self.conn, tenant)?;
         self.heads.insert(*tenant, h);
         Ok(h)
     }
 
     /// Chains the events and makes them durable in the file; nothing changes if that fails.
-    pub(super) fn append(
-        &mut self,
-        conn: &mut Connection,
-        events: &[AuditEvent],
-    ) -> Result<Vec<StoredEvent>> {
+    pub(super) fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>> {
         if self.staged.len() >= MOST {
-            self.flush(conn, usize::MAX)?;
+            return Err(Error::Unavailable(format!(
+                "{MOST} audit events wait in the staging file: their move into the table fails"
+            )));
         }
         let mut heads: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
         let mut buf = Vec::with_capacity(events.len() * 512);
@@ -174,7 +205,7 @@ impl Staging {
         for e in events {
             let head = match heads.get(&e.tenant) {
                 Some(h) => *h,
-                None => self.head(conn, &e.tenant)?,
+                None => self.head(&e.tenant)?,
             };
             let seq = head.0 + 1;
             let encoded = e.encode_as(seq);
@@ -213,31 +244,28 @@ impl Staging {
         Ok(out)
     }
 
-    /// Moves up to `most` staged events into `audit_events` in one transaction; the file
-    /// starts over once none is left. Returns whether some are left.
+    /// Moves up to `most` staged events into `audit_events` in one transaction, holding the
+    /// staging throughout (a write's move). Returns whether some are left.
     pub(super) fn flush(&mut self, conn: &mut Connection, most: usize) -> Result<bool> {
-        if self.staged.is_empty() {
-            return Ok(false);
-        }
-        let n = most.min(self.staged.len());
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
-        for (tenant, e) in self.staged.iter().take(n) {
-            let event =
-                AuditEvent::decode(&e.encoded).map_err(|_| Error::Corrupt("audit staging file"))?;
-            insert_event(&tx, &event, e)?;
-            last.insert(*tenant, (e.seq, e.hash));
-        }
-        for (tenant, (seq, hash)) in last {
-            set_head(&tx, &tenant, seq, &hash)?;
-        }
-        tx.commit()?;
-        self.staged.drain(..n);
+        let rows = self.pending(most);
+        move_in(conn, &rows)?;
+        Ok(self.moved(rows.len()))
+    }
+
+    /// Copies of the first `most` staged events, for a move.
+    pub(super) fn pending(&self, most: usize) -> Vec<([u8; 16], StoredEvent)> {
+        self.staged.iter().take(most).cloned().collect()
+    }
+
+    /// Drops the first `n` staged events, which a move committed; the file starts over once
+    /// none is left. Returns whether some are left.
+    pub(super) fn moved(&mut self, n: usize) -> bool {
+        self.staged.drain(..n.min(self.staged.len()));
         if self.staged.is_empty() {
             // Everything in the file is in the table, durably: the next group overwrites it.
             self.offset = 0;
         }
-        Ok(!self.staged.is_empty())
+        !self.staged.is_empty()
     }
 
     /// After a write, which may have appended to the chains in the table itself.
@@ -295,9 +323,9 @@ mod tests {
         let mut c = Connection::open(&db).unwrap();
         super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
         let mut s = Staging::open(&db, &mut c).unwrap();
-        let out = s.append(&mut c, &[event(1), event(2), event(1)]).unwrap();
+        let out = s.append(&[event(1), event(2), event(1)]).unwrap();
         assert_eq!(out.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 1, 2]);
-        s.append(&mut c, &[event(1)]).unwrap();
+        s.append(&[event(1)]).unwrap();
         assert!(table(&c).is_empty(), "staged, not yet in the table");
         drop(s); // a crash: nothing moved
         let mut f = std::fs::OpenOptions::new()
@@ -323,7 +351,7 @@ mod tests {
         );
         assert_eq!(chain_head(&c, &[1; 16]).unwrap().0, 3);
         // The file starts over: one new record, then the old ones behind the heads.
-        let next = s.append(&mut c, &[event(2)]).unwrap();
+        let next = s.append(&[event(2)]).unwrap();
         assert_eq!(next[0].seq, 2);
         let on_disk = read(&path_of(&db)).unwrap();
         assert_eq!((on_disk[0].0, on_disk[0].1.seq), ([2; 16], 2));
@@ -353,9 +381,9 @@ mod tests {
         let mut c = Connection::open(&db).unwrap();
         super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
         let mut s = Staging::open(&db, &mut c).unwrap();
-        s.append(&mut c, &[event(1), event(2)]).unwrap();
+        s.append(&[event(1), event(2)]).unwrap();
         s.flush(&mut c, usize::MAX).unwrap();
-        let staged = s.append(&mut c, &[event(1), event(1), event(1)]).unwrap();
+        let staged = s.append(&[event(1), event(1), event(1)]).unwrap();
         let tenant = crate::TenantId::from_bytes([1; 16]);
         let (events, _) = super::super::read_audit_file(&db, tenant).unwrap();
         assert_eq!(
@@ -394,7 +422,7 @@ mod tests {
         let mut c = Connection::open(&db).unwrap();
         super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
         let mut s = Staging::open(&db, &mut c).unwrap();
-        s.append(&mut c, &[event(1), event(1), event(1)]).unwrap();
+        s.append(&[event(1), event(1), event(1)]).unwrap();
         drop(s);
         let mut bytes = std::fs::read(path_of(&db)).unwrap();
         let second = read(&path_of(&db)).unwrap()[0].1.encoded.len() + HEADER;
