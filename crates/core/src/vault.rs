@@ -492,6 +492,12 @@ impl Vault {
         &*self.inner.store
     }
 
+    /// The store itself, for tools and benchmarks that load data straight into it (one store
+    /// per SQLite data directory: a second one cannot open it while this one is open).
+    pub fn store(&self) -> Arc<dyn Store> {
+        Arc::clone(&self.inner.store)
+    }
+
     /// The storage backend's name.
     pub fn backend(&self) -> &'static str {
         self.inner.store.backend()

@@ -122,7 +122,7 @@ async fn load(
         .unwrap();
 
     // Subjects: a key row each (the blast radius maps pseudonyms back to ids through them).
-    let store = boveda_server::setup::store(cfg).await.unwrap();
+    let store = vault.store();
     let start = Instant::now();
     let ids: Vec<SubjectId> = (0..subjects).map(|_| SubjectId::generate()).collect();
     for chunk in ids.chunks(10_000) {

@@ -143,6 +143,15 @@ fn locked(s: &Mutex<staging::Staging>) -> Result<std::sync::MutexGuard<'_, stagi
 }
 
 impl Writer {
+    /// Moves every staged audit event into the table with the staging held: none is staged
+    /// afterwards.
+    fn flush_all(&mut self) -> Result<()> {
+        if let Some(s) = &self.staging {
+            locked(s)?.flush(&mut self.conn, usize::MAX)?;
+        }
+        Ok(())
+    }
+
     /// Moves up to `most` staged audit events into the table; whether some are left. The
     /// staging is locked only to copy them out and to drop them once committed: reads go on
     /// appending meanwhile.
@@ -178,12 +187,29 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
     let checkpoint = |mode: &str| -> rusqlite::Result<i64> {
         conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| r.get(1))
     };
-    while wrote.recv().is_ok() {
+    // Each round does a bounded share of the upkeep and then checkpoints, so that work that
+    // never runs out (appends as fast as the moves) cannot starve the checkpoint: a bulk load
+    // of 10 M events once grew the WAL to 70 GB that way. Work left over starts the next
+    // round without waiting for a write.
+    let mut left = false;
+    loop {
+        if !left && wrote.recv().is_err() {
+            break;
+        }
+        if matches!(
+            wrote.try_recv(),
+            Err(std::sync::mpsc::TryRecvError::Disconnected)
+        ) {
+            break;
+        }
         std::thread::sleep(std::time::Duration::from_millis(100));
         while wrote.try_recv().is_ok() {}
-        run_upkeep(&upkeep.0, |w| w.flush(STAGED_MOVE));
+        left = false;
+        if let Err(e) = move_staged(&upkeep.0) {
+            tracing::warn!(error = %e, "moving staged audit events failed; retried after the next append");
+        }
         if let Some(work) = upkeep.1 {
-            run_upkeep(&upkeep.0, |w| work(&mut w.conn));
+            left |= run_upkeep(&upkeep.0, |w| work(&mut w.conn));
         }
         let done = match checkpoint("PASSIVE") {
             Ok(frames) if frames >= WAL_RESTART_FRAMES => checkpoint("RESTART").map(|_| ()),
@@ -208,21 +234,45 @@ type Upkeep = (
 /// Staged audit events moved into the table per transaction of the checkpointer thread.
 const STAGED_MOVE: usize = 1024;
 
-fn run_upkeep(writer: &Mutex<Writer>, mut work: impl FnMut(&mut Writer) -> Result<bool>) {
-    loop {
+/// Batches of upkeep per round of the checkpointer thread.
+const UPKEEP_BATCHES: usize = 64;
+
+/// Runs up to [`UPKEEP_BATCHES`] batches of `work`; returns whether some is left.
+fn run_upkeep(writer: &Mutex<Writer>, mut work: impl FnMut(&mut Writer) -> Result<bool>) -> bool {
+    for _ in 0..UPKEEP_BATCHES {
         let more = match writer.lock() {
             Ok(mut w) => work(&mut w),
-            Err(_) => return,
+            Err(_) => return false,
         };
         match more {
             Ok(true) => std::thread::sleep(std::time::Duration::from_millis(1)),
-            Ok(false) => return,
+            Ok(false) => return false,
             Err(e) => {
                 tracing::warn!(error = %e, "sqlite upkeep failed; retried after the next write");
-                return;
+                return false;
             }
         }
     }
+    true
+}
+
+/// Moves the staged audit events into the table: batches that leave the staging free for
+/// appends while [`UPKEEP_BATCHES`] allow, then the rest with the staging held, so that the
+/// round ends with none staged and the staging file starts over (it would otherwise grow for
+/// as long as appends keep a few events staged).
+fn move_staged(writer: &Mutex<Writer>) -> Result<()> {
+    let lock = || {
+        writer
+            .lock()
+            .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))
+    };
+    for _ in 0..UPKEEP_BATCHES {
+        if !lock()?.flush(STAGED_MOVE)? {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    lock()?.flush_all()
 }
 
 /// Events read per batch of the audit subject index.
@@ -307,11 +357,12 @@ const WAL_RESTART_FRAMES: i64 = 4096;
 /// Every commit (the audit journal's many a second among them) empties the page caches of the
 /// other connections; with the file mapped, reading a page back is a memory read rather than
 /// a system call and a copy.
+/// A WAL that a burst of writes grew is cut back to 64 MB once it starts over.
 fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(
         "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON;
          PRAGMA secure_delete=ON; PRAGMA busy_timeout=10000; PRAGMA cache_size=-32768;
-         PRAGMA mmap_size=268435456;",
+         PRAGMA mmap_size=268435456; PRAGMA journal_size_limit=67108864;",
     )?;
     Ok(())
 }
@@ -465,9 +516,24 @@ impl Db {
             .staging
             .clone()
             .ok_or_else(|| Error::Config("this file stages no audit events".into()))?;
-        let out = tokio::task::spawn_blocking(move || locked(&s)?.append(&events))
-            .await
-            .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
+        let w = Arc::clone(&self.writer);
+        let out = tokio::task::spawn_blocking(move || {
+            loop {
+                {
+                    let mut s = locked(&s)?;
+                    if s.len() < staging::MOST {
+                        return s.append(&events);
+                    }
+                }
+                // Appends outrun the moves: this one helps (the writer lock first, as
+                // everywhere), and fails closed if moving fails.
+                w.lock()
+                    .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?
+                    .flush_all()?;
+            }
+        })
+        .await
+        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
         let _ = self.wrote.try_send(());
         out
     }
@@ -501,7 +567,7 @@ impl Drop for Db {
     /// Moves the staged audit events in, so that a stopped server leaves them all in the table.
     fn drop(&mut self) {
         if let Ok(mut w) = self.writer.lock()
-            && let Err(e) = w.flush(usize::MAX)
+            && let Err(e) = w.flush_all()
         {
             tracing::warn!(error = %e, "staged audit events stay in the staging file until the next start");
         }

@@ -27,8 +27,9 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Staged events past which appends are refused (the moves into the table are failing).
-const MOST: usize = 65_536;
+/// Staged events past which an append first helps move them into the table (backpressure
+/// when appends outrun the checkpointer thread, as a bulk load does).
+pub(super) const MOST: usize = 65_536;
 /// Bytes of a record before its encoded event: tenant, sequence number, hash, length.
 const HEADER: usize = 16 + 8 + 32 + 4;
 
@@ -194,11 +195,6 @@ impl Staging {
 
     /// Chains the events and makes them durable in the file; nothing changes if that fails.
     pub(super) fn append(&mut self, events: &[AuditEvent]) -> Result<Vec<StoredEvent>> {
-        if self.staged.len() >= MOST {
-            return Err(Error::Unavailable(format!(
-                "{MOST} audit events wait in the staging file: their move into the table fails"
-            )));
-        }
         let mut heads: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
         let mut buf = Vec::with_capacity(events.len() * 512);
         let mut out = Vec::with_capacity(events.len());
@@ -266,6 +262,11 @@ impl Staging {
             self.offset = 0;
         }
         !self.staged.is_empty()
+    }
+
+    /// How many events wait for their move.
+    pub(super) fn len(&self) -> usize {
+        self.staged.len()
     }
 
     /// After a write, which may have appended to the chains in the table itself.
