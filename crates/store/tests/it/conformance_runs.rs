@@ -25,6 +25,58 @@ async fn sqlite_passes_the_conformance_suite() {
     assert_eq!(store.backend(), "sqlite");
 }
 
+/// Appends faster than the checkpointer thread moves them: the appends move the staged events
+/// themselves past 65,536 of them, the chain stays whole, and the staging file holds no more
+/// than that many records.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_staged_audit_events_are_bounded_under_a_burst() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path()).await.unwrap();
+    let tenant = [9u8; 16];
+    let mut last = None;
+    for _ in 0..15 {
+        let batch: Vec<boveda_store::AuditEvent> = (0..5_000)
+            .map(|_| {
+                boveda_store::AuditEvent::new(
+                    tenant,
+                    0,
+                    "p",
+                    "service",
+                    "record.read",
+                    boveda_audit::Outcome::Allowed,
+                    "r",
+                )
+            })
+            .collect();
+        last = store
+            .append_audit(std::sync::Arc::new(batch))
+            .await
+            .unwrap()
+            .pop();
+    }
+    let staged = std::fs::metadata(dir.path().join("data.db-audit"))
+        .unwrap()
+        .len();
+    let record = 60 + last.as_ref().unwrap().encoded.len() as u64;
+    assert!(staged <= (65_536 + 5_000) * record, "{staged} bytes staged");
+    let id = boveda_store::TenantId::from_bytes(tenant);
+    let head = store.audit_head(id).await.unwrap().unwrap();
+    assert_eq!(head, (75_000, last.unwrap().hash));
+    let c = rusqlite::Connection::open(dir.path().join("data.db")).unwrap();
+    let (n, max): (i64, i64) = c
+        .query_row(
+            "SELECT COUNT(*), MAX(seq) FROM audit_events WHERE tenant = ?1",
+            [&tenant[..]],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(
+        (n, max),
+        (75_000, 75_000),
+        "every event in the table, no gap"
+    );
+}
+
 /// PostgreSQL runs in CI (`.ci/run` starts it and fails when it cannot reach it); the URL comes
 /// from `BOVEDA_TEST_POSTGRES_URL`, defaulting to this machine's server.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
