@@ -9,7 +9,7 @@
 //! rewrites the same tail pages at every commit and copies them again at the WAL checkpoint,
 //! and makes every reader connection drop its page cache; the file costs one sequential
 //! write. The chain is the same: sequence numbers and hashes are assigned here, under the
-//! writer lock, from heads that include the staged events.
+//! staging's lock, from heads that include the staged events.
 //!
 //! The file is written from the start again once everything in it is in the table, over the
 //! old records rather than after a truncation: overwriting blocks the file already has makes
@@ -220,7 +220,8 @@ impl Staging {
             .open(&self.path)
             .map_err(|e| io(&self.path, &e))?;
         let len = f.metadata().map_err(|e| io(&self.path, &e))?.len();
-        if len < self.offset {
+        let mut at = self.offset;
+        if len < at {
             // Not the file the staged events were written to: write them again first.
             let mut again = Vec::new();
             for (tenant, e) in &self.staged {
@@ -228,12 +229,12 @@ impl Staging {
             }
             again.extend_from_slice(&buf);
             buf = again;
-            self.offset = 0;
+            at = 0;
         }
-        f.write_all_at(&buf, self.offset)
+        f.write_all_at(&buf, at)
             .and_then(|()| f.sync_data())
             .map_err(|e| io(&self.path, &e))?;
-        self.offset += buf.len() as u64;
+        self.offset = at + buf.len() as u64;
         self.heads.extend(heads);
         self.staged
             .extend(events.iter().map(|e| e.tenant).zip(out.iter().cloned()));
@@ -413,6 +414,34 @@ mod tests {
         assert!(m.contains("in use by another boveda process"), "{m}");
         drop(first);
         Staging::open(&db, &mut c).unwrap();
+    }
+
+    /// A staging file removed under the server is written again whole at the next append, so
+    /// a crash after it loses no staged event.
+    #[test]
+    fn a_replaced_file_gets_the_staged_events_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data.db");
+        let mut c = Connection::open(&db).unwrap();
+        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let mut s = Staging::open(&db, &mut c).unwrap();
+        s.append(&[event(1), event(1)]).unwrap();
+        std::fs::remove_file(path_of(&db)).unwrap();
+        s.append(&[event(1)]).unwrap();
+        assert_eq!(
+            read(&path_of(&db))
+                .unwrap()
+                .iter()
+                .map(|(_, e)| e.seq)
+                .collect::<Vec<_>>(),
+            vec![1, 2, 3]
+        );
+        drop(s); // a crash
+        Staging::open(&db, &mut c).unwrap();
+        assert_eq!(
+            table(&c),
+            vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![1u8; 16], 3)]
+        );
     }
 
     /// A staged record whose hash does not link to its chain stops recovery there.
