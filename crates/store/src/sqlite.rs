@@ -357,6 +357,7 @@ const WAL_RESTART_FRAMES: i64 = 4096;
 /// Every commit (the audit journal's many a second among them) empties the page caches of the
 /// other connections; with the file mapped, reading a page back is a memory read rather than
 /// a system call and a copy.
+///
 /// A WAL that a burst of writes grew is cut back to 64 MB once it starts over.
 fn configure(conn: &Connection) -> Result<()> {
     conn.execute_batch(
