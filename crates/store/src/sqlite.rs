@@ -476,9 +476,8 @@ impl Db {
     }
 
     /// Runs `f` on the writer connection without moving the staged audit events first: for
-    /// writes that neither extend nor read the chains (a checkpoint every 1,000 events, the
-    /// daily subject count of a read), which would otherwise make the read path's appends
-    /// wait for a move.
+    /// writes that neither extend nor read the chains (the daily subject count of a read),
+    /// which would otherwise make the read path's appends wait for a move.
     async fn write_off_chain<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
@@ -2018,8 +2017,11 @@ impl Store for SqliteStore {
     async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
         let cp = cp.clone();
         self.data
-            .write_off_chain(move |c| {
-                c.execute(
+            .with_writer(move |w| {
+                // The events it covers go in first (without holding the staging through the
+                // move): a checkpoint never gets ahead of the table's events.
+                w.flush(usize::MAX)?;
+                w.conn.execute(
                     "INSERT OR IGNORE INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![&cp.tenant[..], cp.seq as i64, &cp.hash[..], cp.at_ms, &cp.key_id[..], cp.signature],
                 )?;
