@@ -188,6 +188,8 @@ pub(crate) fn hint(e: &anyhow::Error) -> &'static str {
         "is `boveda serve` running at --url, and does --ca-cert name its certificate?"
     } else if s.contains("unauthenticated") {
         "the token is not valid; check BOVEDA_TOKEN or --token-file"
+    } else if s.contains("in use by another boveda process") {
+        "stop the other `boveda serve` on this data directory, or give this one its own data_dir"
     } else if s.contains("config") || s.contains("configuration") {
         "fix the named setting in the config file, the BOVEDA_* variable or the --set flag"
     } else {

@@ -23,10 +23,11 @@ pub enum SetupError {
     #[error("root key: {0}")]
     RootKey(String),
     /// Storage.
-    #[error("storage: {0}")]
+    // The source carries the message: `{e:#}` prints "storage: <it>" once, not twice.
+    #[error("storage")]
     Store(#[from] boveda_store::Error),
     /// Vault.
-    #[error("vault: {0}")]
+    #[error("vault")]
     Vault(#[from] boveda_core::Error),
     /// Data directory or files.
     #[error("{path}: {reason}")]
