@@ -193,13 +193,15 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
     // round without waiting for a write.
     let mut left = false;
     loop {
-        if !left && wrote.recv().is_err() {
-            break;
-        }
-        if matches!(
-            wrote.try_recv(),
-            Err(std::sync::mpsc::TryRecvError::Disconnected)
-        ) {
+        let stopped = if left {
+            matches!(
+                wrote.try_recv(),
+                Err(std::sync::mpsc::TryRecvError::Disconnected)
+            )
+        } else {
+            wrote.recv().is_err()
+        };
+        if stopped {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(100));
@@ -903,20 +905,12 @@ pub fn read_audit_file(
         .collect::<Result<Vec<_>>>()?;
     // A server stopped cleanly leaves no staged events; one that was not may have left some
     // past the table's head.
-    let mut head = chain_head(&c, tenant.as_bytes())?;
-    for (t, e) in staging::read(&staging::path_of(path))? {
-        if t != *tenant.as_bytes() {
-            continue;
-        }
-        match staging::extends(&head, &e) {
-            None => {}
-            Some(true) => {
-                head = (e.seq, e.hash);
-                events.push(e);
-            }
-            Some(false) => break,
-        }
-    }
+    events.extend(
+        staging::recoverable(&staging::path_of(path), |t| chain_head(&c, t))?
+            .into_iter()
+            .filter(|(t, _)| t == tenant.as_bytes())
+            .map(|(_, e)| e),
+    );
     let mut st = c.prepare("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;
     let cps = st
         .query_map([t], |r| checkpoint_row(*tenant.as_bytes(), r))?

@@ -74,18 +74,36 @@ fn record(buf: &mut Vec<u8>, tenant: &[u8; 16], e: &StoredEvent) {
     buf.extend_from_slice(&e.encoded);
 }
 
-/// Whether a record read back extends a chain whose head is `head`: `None` if it is behind
-/// (moved into the table already), `Some(false)` if it is neither (reading stops there).
-pub(super) fn extends(head: &(u64, [u8; 32]), e: &StoredEvent) -> Option<bool> {
-    if e.seq <= head.0 {
-        return None;
+/// The records of a staging file past their chains' heads in the table (`head_of`), in
+/// order: each must extend its chain (the next sequence number, and its hash links); reading
+/// stops at one that does not, and skips those behind (moved in already). What a restart
+/// moves in, and what the offline verifier reads of a copy.
+pub(super) fn recoverable(
+    path: &Path,
+    mut head_of: impl FnMut(&[u8; 16]) -> Result<(u64, [u8; 32])>,
+) -> Result<Vec<([u8; 16], StoredEvent)>> {
+    let mut heads: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
+    let mut out = Vec::new();
+    for (tenant, e) in read(path)? {
+        let head = match heads.get(&tenant) {
+            Some(h) => *h,
+            None => head_of(&tenant)?,
+        };
+        if e.seq <= head.0 {
+            continue;
+        }
+        if e.seq != head.0 + 1 || boveda_audit::link_hash(&head.1, e.seq, &e.encoded) != e.hash {
+            break;
+        }
+        heads.insert(tenant, (e.seq, e.hash));
+        out.push((tenant, e));
     }
-    Some(e.seq == head.0 + 1 && boveda_audit::link_hash(&head.1, e.seq, &e.encoded) == e.hash)
+    Ok(out)
 }
 
 /// The whole records of a staging file, in order, up to the first torn one or the zeros of
 /// a hole. A file that does not exist holds none.
-pub(super) fn read(path: &Path) -> Result<Vec<([u8; 16], StoredEvent)>> {
+fn read(path: &Path) -> Result<Vec<([u8; 16], StoredEvent)>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -170,13 +188,7 @@ impl Staging {
             offset: 0,
             _lock: lock,
         };
-        for (tenant, e) in read(&s.path)? {
-            let head = s.head(&tenant)?;
-            match extends(&head, &e) {
-                None => continue,
-                Some(true) => {}
-                Some(false) => break,
-            }
+        for (tenant, e) in recoverable(&s.path, |t| chain_head(&s.conn, t))? {
             s.heads.insert(tenant, (e.seq, e.hash));
             s.staged.push_back((tenant, e));
         }
@@ -306,6 +318,15 @@ mod tests {
         )
     }
 
+    /// A migrated `data.db` in a new directory (kept alive by the first value).
+    fn database() -> (tempfile::TempDir, PathBuf, Connection) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("data.db");
+        let mut c = Connection::open(&db).unwrap();
+        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        (dir, db, c)
+    }
+
     fn table(c: &Connection) -> Vec<(Vec<u8>, i64)> {
         let mut st = c
             .prepare("SELECT tenant, seq FROM audit_events ORDER BY tenant, seq")
@@ -320,10 +341,7 @@ mod tests {
     /// the tail is left out, and records of an earlier run behind the new ones are skipped.
     #[test]
     fn staged_events_are_recovered_after_a_crash_and_never_twice() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        let mut c = Connection::open(&db).unwrap();
-        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let (_dir, db, mut c) = database();
         let mut s = Staging::open(&db, &mut c).unwrap();
         let out = s.append(&[event(1), event(2), event(1)]).unwrap();
         assert_eq!(out.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 1, 2]);
@@ -378,10 +396,7 @@ mod tests {
     /// stops at one that does not extend the chain.
     #[test]
     fn a_copy_is_read_with_its_staged_events() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        let mut c = Connection::open(&db).unwrap();
-        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let (_dir, db, mut c) = database();
         let mut s = Staging::open(&db, &mut c).unwrap();
         s.append(&[event(1), event(2)]).unwrap();
         s.flush(&mut c, usize::MAX).unwrap();
@@ -403,10 +418,7 @@ mod tests {
     /// A second opener of the same file is refused while the first holds it.
     #[test]
     fn one_store_owns_the_staging_file() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        let mut c = Connection::open(&db).unwrap();
-        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let (_dir, db, mut c) = database();
         let first = Staging::open(&db, &mut c).unwrap();
         let Err(Error::Config(m)) = Staging::open(&db, &mut c) else {
             panic!("a second staging of the same file opened")
@@ -420,10 +432,7 @@ mod tests {
     /// a crash after it loses no staged event.
     #[test]
     fn a_replaced_file_gets_the_staged_events_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        let mut c = Connection::open(&db).unwrap();
-        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let (_dir, db, mut c) = database();
         let mut s = Staging::open(&db, &mut c).unwrap();
         s.append(&[event(1), event(1)]).unwrap();
         std::fs::remove_file(path_of(&db)).unwrap();
@@ -447,10 +456,7 @@ mod tests {
     /// A staged record whose hash does not link to its chain stops recovery there.
     #[test]
     fn a_record_that_does_not_link_is_not_recovered() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("data.db");
-        let mut c = Connection::open(&db).unwrap();
-        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let (_dir, db, mut c) = database();
         let mut s = Staging::open(&db, &mut c).unwrap();
         s.append(&[event(1), event(1), event(1)]).unwrap();
         drop(s);
