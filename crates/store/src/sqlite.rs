@@ -523,7 +523,7 @@ impl Db {
             loop {
                 {
                     let mut s = locked(&s)?;
-                    if s.len() < staging::MOST {
+                    if !s.full() {
                         return s.append(&events);
                     }
                 }

@@ -27,8 +27,10 @@ use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-/// Staged events past which an append first helps move them into the table (backpressure
-/// when appends outrun the checkpointer thread, as a bulk load does).
+/// Records in the file past which an append first helps move the staged events into the
+/// table, so that the file starts over (backpressure when appends outrun the checkpointer
+/// thread, as a bulk load does). The records, not the staged events: the file starts over
+/// only once none is staged, and moves in batches can keep a few staged for a long time.
 pub(super) const MOST: usize = 65_536;
 /// Bytes of a record before its encoded event: tenant, sequence number, hash, length.
 const HEADER: usize = 16 + 8 + 32 + 4;
@@ -46,6 +48,8 @@ pub(super) struct Staging {
     staged: std::collections::VecDeque<([u8; 16], StoredEvent)>,
     /// Where the next record goes: the end of the staged ones.
     offset: u64,
+    /// Records written since the file started over.
+    written: usize,
     /// The file, locked for as long as the store is open: another process (or store) on the
     /// same `data.db` would extend the chains from heads that lack these staged events.
     _lock: std::fs::File,
@@ -186,6 +190,7 @@ impl Staging {
             heads: HashMap::new(),
             staged: std::collections::VecDeque::new(),
             offset: 0,
+            written: 0,
             _lock: lock,
         };
         for (tenant, e) in recoverable(&s.path, |t| chain_head(&s.conn, t))? {
@@ -242,11 +247,13 @@ impl Staging {
             again.extend_from_slice(&buf);
             buf = again;
             at = 0;
+            self.written = self.staged.len();
         }
         f.write_all_at(&buf, at)
             .and_then(|()| f.sync_data())
             .map_err(|e| io(&self.path, &e))?;
         self.offset = at + buf.len() as u64;
+        self.written += events.len();
         self.heads.extend(heads);
         self.staged
             .extend(events.iter().map(|e| e.tenant).zip(out.iter().cloned()));
@@ -273,13 +280,14 @@ impl Staging {
         if self.staged.is_empty() {
             // Everything in the file is in the table, durably: the next group overwrites it.
             self.offset = 0;
+            self.written = 0;
         }
         !self.staged.is_empty()
     }
 
-    /// How many events wait for their move.
-    pub(super) fn len(&self) -> usize {
-        self.staged.len()
+    /// Whether appends should first help move the staged events in ([`MOST`]).
+    pub(super) fn full(&self) -> bool {
+        self.written >= MOST
     }
 
     /// After a write, which may have appended to the chains in the table itself.
