@@ -1150,10 +1150,11 @@ async fn incidents(store: &dyn Store, p: &str) {
     assert_eq!(all, want);
 }
 
-/// SQLite builds the audit subject index off the commit path: a search by subject finds the
-/// same events whether they sit before the tenant's mark, after it, or on both sides.
-pub async fn sqlite_subject_index(store: &crate::sqlite::SqliteStore) {
-    let (t, k) = tenant("subject-index");
+/// SQLite summarises the audit log in blocks off the commit path: a search by subject,
+/// principal or time finds the same events whether they sit in summarised blocks, after the
+/// last one, or on both sides.
+pub async fn sqlite_audit_blocks(store: &crate::sqlite::SqliteStore) {
+    let (t, k) = tenant("audit-blocks");
     store.create_tenant(&t, &k).await.unwrap();
     let by = |s: [u8; 32]| {
         let store = &store;
@@ -1189,8 +1190,8 @@ pub async fn sqlite_subject_index(store: &crate::sqlite::SqliteStore) {
         .await
         .unwrap();
     assert_eq!(by([1; 32]).await, vec![1, 2], "before any indexing");
-    store.index_audit_subjects().await.unwrap();
-    assert_eq!(by([1; 32]).await, vec![1, 2], "all indexed");
+    store.index_audit().await.unwrap();
+    assert_eq!(by([1; 32]).await, vec![1, 2], "too few for a block");
     assert_eq!(by([2; 32]).await, vec![2]);
     store
         .append_audit(Arc::new(vec![two([3; 32], [1; 32])]))
@@ -1207,7 +1208,79 @@ pub async fn sqlite_subject_index(store: &crate::sqlite::SqliteStore) {
     let mut straddle = [1u8; 32];
     straddle[16..].copy_from_slice(&[3; 16]);
     assert_eq!(by(straddle).await, Vec::<u64>::new());
-    store.index_audit_subjects().await.unwrap();
-    assert_eq!(by([1; 32]).await, vec![1, 2, 4], "all indexed again");
+    // Enough events for two blocks and a few rows after them: one in a hundred has subject
+    // 1, every third another principal, and each its own millisecond.
+    let start = now();
+    let many: Vec<AuditEvent> = (0..2100)
+        .map(|i| {
+            let mut e = audit_event(t.id, "record.read", (i % 100 == 0).then_some([1; 32]));
+            e.at_ms = start + i;
+            if i % 3 == 0 {
+                e.principal = "p3".into();
+            }
+            e
+        })
+        .collect();
+    store.append_audit(Arc::new(many)).await.unwrap();
+    let filters = [
+        AuditFilter {
+            subject: Some([1; 32]),
+            ..Default::default()
+        },
+        AuditFilter {
+            principal: Some("p3".into()),
+            ..Default::default()
+        },
+        AuditFilter {
+            from_ms: Some(start + 1000),
+            to_ms: Some(start + 1100),
+            ..Default::default()
+        },
+        AuditFilter {
+            principal: Some("p1".into()),
+            subject: Some([1; 32]),
+            from_ms: Some(start + 150),
+            ..Default::default()
+        },
+    ];
+    let search = |f: AuditFilter| {
+        let store = &store;
+        async move {
+            store
+                .audit_events(t.id, &f, 0, 5000)
+                .await
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect::<Vec<_>>()
+        }
+    };
+    let mut before = Vec::new();
+    for f in &filters {
+        before.push(search(f.clone()).await);
+    }
+    let tail: Vec<u64> = (0..2100).filter(|i| i % 100 == 0).map(|i| i + 5).collect();
+    assert_eq!(before[0], [vec![1, 2, 4], tail.clone()].concat());
+    assert_eq!(
+        before[1],
+        (0..2100)
+            .filter(|i| i % 3 == 0)
+            .map(|i| i + 5)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(before[2], (1005..1105).collect::<Vec<_>>());
+    // p1 with subject 1 from the 150th: 200, 400, 500, 700, ... (not multiples of 3).
+    assert_eq!(
+        before[3],
+        tail.iter()
+            .copied()
+            .filter(|s| s - 5 >= 150 && (s - 5) % 3 != 0)
+            .collect::<Vec<_>>()
+    );
+    store.index_audit().await.unwrap();
+    for (f, want) in filters.into_iter().zip(before) {
+        assert_eq!(search(f).await, want, "the same through the blocks");
+    }
     assert_eq!(by([3; 32]).await, vec![4]);
+    assert_eq!(by(straddle).await, Vec::<u64>::new());
 }

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+mod blocks;
 mod staging;
 
 const DATA_MIGRATIONS: &[&str] = &[
@@ -115,6 +116,21 @@ CREATE INDEX tokens_subject ON tokens (tenant, subject);
 ALTER TABLE audit_events ADD COLUMN subjects BLOB;
 CREATE TABLE audit_subjects_indexed (tenant BLOB PRIMARY KEY, seq INTEGER NOT NULL);
 INSERT INTO audit_subjects_indexed (tenant, seq) SELECT tenant, seq FROM audit_heads;
+"#,
+    // The read path's append writes one B-tree: searches by subject, principal or time read
+    // block summaries built off the commit path (`sqlite/blocks.rs`) instead of indexes. An
+    // event without subjects stores an empty `subjects`; NULL marks a row from before the
+    // column, whose subjects are read from the event.
+    r#"
+DROP INDEX audit_events_time;
+DROP INDEX audit_events_principal;
+DROP TABLE audit_subjects;
+DROP TABLE audit_subjects_indexed;
+CREATE TABLE audit_block_marks (tenant BLOB PRIMARY KEY, seq INTEGER NOT NULL);
+CREATE TABLE audit_blocks (
+    tenant BLOB NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    min_at INTEGER NOT NULL, max_at INTEGER NOT NULL, principals BLOB NOT NULL,
+    subjects BLOB NOT NULL, PRIMARY KEY (tenant, first_seq));
 "#,
 ];
 
@@ -275,82 +291,6 @@ fn move_staged(writer: &Mutex<Writer>) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     lock()?.flush_all()
-}
-
-/// Events read per batch of the audit subject index.
-const SUBJECT_INDEX_BATCH: i64 = 4096;
-/// Index entries written per batch: a batch holds the writer lock, and appends wait for it
-/// (4096 events of 100-record batch writes were 400 k entries, seconds of waiting).
-const SUBJECT_INDEX_ENTRIES: usize = 2048;
-
-/// Moves the subject pseudonyms of the audit events after each tenant's mark into
-/// `audit_subjects`, sorted, in one transaction with the new mark; about
-/// [`SUBJECT_INDEX_ENTRIES`] at a time (an event is never split). Returns whether more is left.
-fn index_audit_subjects(c: &mut Connection) -> Result<bool> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let behind: Vec<(Vec<u8>, i64)> = tx
-        .prepare_cached(
-            "SELECT h.tenant, COALESCE(i.seq, 0) FROM audit_heads h
-             LEFT JOIN audit_subjects_indexed i ON i.tenant = h.tenant
-             WHERE h.seq > COALESCE(i.seq, 0)",
-        )?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<rusqlite::Result<_>>()?;
-    let mut more = false;
-    let mut budget = SUBJECT_INDEX_ENTRIES;
-    for (tenant, mark) in behind {
-        if budget == 0 {
-            more = true;
-            break;
-        }
-        // Whole events while the budget lasts, and always the first.
-        let mut rows: Vec<(i64, Option<Vec<u8>>)> = Vec::new();
-        let mut st = tx.prepare_cached(
-            "SELECT seq, subjects FROM audit_events WHERE tenant = ?1 AND seq > ?2
-             ORDER BY seq LIMIT ?3",
-        )?;
-        let mut q = st.query(params![&tenant, mark, SUBJECT_INDEX_BATCH])?;
-        while let Some(r) = q.next()? {
-            let subjects: Option<Vec<u8>> = r.get(1)?;
-            let n = subjects.as_ref().map_or(0, |s| s.len() / 32);
-            if !rows.is_empty() && n > budget {
-                more = true;
-                break;
-            }
-            budget = budget.saturating_sub(n);
-            rows.push((r.get(0)?, subjects));
-        }
-        drop(q);
-        drop(st);
-        more |= rows.len() as i64 == SUBJECT_INDEX_BATCH;
-        let Some(&(last, _)) = rows.last() else {
-            continue;
-        };
-        let mut pairs: Vec<(&[u8], i64)> = rows
-            .iter()
-            .flat_map(|(seq, subjects)| {
-                subjects
-                    .as_deref()
-                    .unwrap_or_default()
-                    .chunks_exact(32)
-                    .map(move |s| (s, *seq))
-            })
-            .collect();
-        pairs.sort_unstable();
-        let mut insert = tx.prepare_cached(
-            "INSERT OR IGNORE INTO audit_subjects (tenant, subject, seq) VALUES (?1, ?2, ?3)",
-        )?;
-        for (subject, seq) in pairs {
-            insert.execute(params![&tenant, subject, seq])?;
-        }
-        tx.prepare_cached(
-            "INSERT INTO audit_subjects_indexed (tenant, seq) VALUES (?1, ?2)
-             ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq",
-        )?
-        .execute(params![&tenant, last])?;
-    }
-    tx.commit()?;
-    Ok(more)
 }
 
 /// WAL length (in pages) past which the checkpointer makes the WAL start over.
@@ -789,7 +729,7 @@ fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Res
 
 /// One row of `audit_events`: the chained event and the columns searches filter on.
 fn insert_event(c: &Connection, e: &AuditEvent, s: &StoredEvent) -> Result<()> {
-    let subjects = (!e.subjects.is_empty()).then(|| e.subjects.concat());
+    let subjects = e.subjects.concat();
     c.prepare_cached(
         "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -951,7 +891,7 @@ impl SqliteStore {
                 data: Db::open(
                     &dir.join("data.db"),
                     DATA_MIGRATIONS,
-                    Some(index_audit_subjects),
+                    Some(blocks::index_audit),
                     true,
                 )?,
                 keys: Db::open(&dir.join("keys.db"), KEY_MIGRATIONS, None, false)?,
@@ -961,12 +901,12 @@ impl SqliteStore {
         .map_err(|_| Error::Unavailable("sqlite open task failed".into()))?
     }
 
-    /// Brings the audit subject index up to date now, as the checkpointer thread does after
+    /// Summarises the audit log's full blocks now, as the checkpointer thread does after
     /// writes (for tests and tools).
-    pub async fn index_audit_subjects(&self) -> Result<()> {
+    pub async fn index_audit(&self) -> Result<()> {
         self.data
             .write(|c| {
-                while index_audit_subjects(c)? {}
+                while blocks::index_audit(c)? {}
                 Ok(())
             })
             .await
@@ -1968,43 +1908,7 @@ impl Store for SqliteStore {
         let f = f.clone();
         self.data.flush_staged().await?;
         self.data
-            .read(move |c| {
-                // With a subject, its events drive the search (CROSS JOIN fixes the order of
-                // the loops, whatever the statistics): the index up to the tenant's mark, and
-                // the few rows after it.
-                let from = if f.subject.is_some() {
-                    "(SELECT s.seq FROM audit_subjects s WHERE s.tenant = ?1 AND s.subject = ?3 AND s.seq > ?2
-                      UNION SELECT t.seq FROM audit_events t WHERE t.tenant = ?1
-                      AND t.seq > MAX(?2, COALESCE((SELECT i.seq FROM audit_subjects_indexed i WHERE i.tenant = ?1), 0))
-                      AND instr(t.subjects, ?3) > 0) x CROSS JOIN audit_events e ON e.tenant = ?1 AND e.seq = x.seq"
-                } else {
-                    "audit_events e"
-                };
-                let mut sql = format!("SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB) FROM {from} WHERE e.tenant = ?1 AND e.seq > ?2");
-                let mut args: Vec<rusqlite::types::Value> = vec![tenant.as_bytes().to_vec().into(), (after_seq as i64).into()];
-                if let Some(v) = f.subject {
-                    args.push(v.to_vec().into());
-                }
-                let mut push = |clause: &str, v: rusqlite::types::Value| {
-                    args.push(v);
-                    sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-                };
-                if let Some(v) = f.from_ms { push(" AND e.at_ms >= ?", v.into()); }
-                if let Some(v) = f.to_ms { push(" AND e.at_ms < ?", v.into()); }
-                if let Some(v) = &f.principal { push(" AND e.principal = ?", v.clone().into()); }
-                if let Some(v) = &f.action { push(" AND e.action = ?", v.clone().into()); }
-                if let Some(v) = &f.collection { push(" AND e.collection = ?", v.clone().into()); }
-                if let Some(v) = &f.purpose { push(" AND e.purpose = ?", v.clone().into()); }
-                if let Some(v) = &f.outcome { push(" AND e.outcome = ?", v.clone().into()); }
-                if let Some(v) = f.to_seq { push(" AND e.seq <= ?", (v as i64).into()); }
-                args.push((limit as i64).into());
-                sql.push_str(&format!(" ORDER BY e.seq LIMIT ?{}", args.len()));
-                let mut st = c.prepare(&sql)?;
-                let rows = st
-                    .query_map(rusqlite::params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                    .collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Vec<u8>)>>>()?;
-                rows.into_iter().map(|(s, e, h)| stored_event(s, e, h)).collect()
-            })
+            .read(move |c| blocks::search(c, tenant.as_bytes(), &f, after_seq, limit))
             .await
     }
 
@@ -2116,10 +2020,7 @@ impl Store for SqliteStore {
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let t = tenant.as_bytes().as_slice();
-                tx.execute(
-                    "DELETE FROM audit_subjects WHERE tenant = ?1 AND seq <= ?2",
-                    params![t, seq as i64],
-                )?;
+                blocks::prune(&tx, t, seq as i64)?;
                 let n = tx.execute(
                     "DELETE FROM audit_events WHERE tenant = ?1 AND seq <= ?2",
                     params![t, seq as i64],
@@ -2388,74 +2289,4 @@ fn token_subject(s: Option<SubjectId>) -> Vec<u8> {
 fn from_token_subject(b: &[u8]) -> Result<Option<SubjectId>> {
     let id = id16(b.to_vec(), "tokens")?;
     Ok((id != [0; 16]).then(|| SubjectId::from_bytes(id)))
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    /// A batch of the subject index writes about [`SUBJECT_INDEX_ENTRIES`] entries and never
-    /// splits an event (no checkpointer thread here, so the batches are this test's own).
-    #[test]
-    fn subject_index_batches_are_bounded_by_entries() {
-        let mut c = Connection::open_in_memory().unwrap();
-        migrate(&mut c, DATA_MIGRATIONS).unwrap();
-        let tenant = [5u8; 16];
-        let wide = |n: u8, count: u16| {
-            let mut e = AuditEvent::new(
-                tenant,
-                0,
-                "p",
-                "service",
-                "record.read",
-                boveda_audit::Outcome::Allowed,
-                "r",
-            );
-            e.subjects = (0..count)
-                .map(|i| {
-                    let mut s = [n; 32];
-                    s[..2].copy_from_slice(&i.to_le_bytes());
-                    s
-                })
-                .collect();
-            e
-        };
-        let tx = c.transaction().unwrap();
-        append_audit_tx(
-            &tx,
-            &[
-                wide(1, 1500),
-                wide(2, 1500),
-                wide(3, 0),
-                wide(4, 3000),
-                wide(5, 10),
-            ],
-        )
-        .unwrap();
-        tx.commit().unwrap();
-        let mark = |c: &Connection| -> i64 {
-            c.query_row(
-                "SELECT seq FROM audit_subjects_indexed WHERE tenant = ?1",
-                [&tenant[..]],
-                |r| r.get(0),
-            )
-            .unwrap()
-        };
-        let entries = |c: &Connection| -> i64 {
-            c.query_row("SELECT count(*) FROM audit_subjects", [], |r| r.get(0))
-                .unwrap()
-        };
-        // 1500 fit; the next 1500 do not.
-        assert!(index_audit_subjects(&mut c).unwrap());
-        assert_eq!((mark(&c), entries(&c)), (1, 1500));
-        // 1500, then an event without subjects costs nothing; 3000 do not fit.
-        assert!(index_audit_subjects(&mut c).unwrap());
-        assert_eq!((mark(&c), entries(&c)), (3, 3000));
-        // An event larger than a batch goes alone.
-        assert!(index_audit_subjects(&mut c).unwrap());
-        assert_eq!((mark(&c), entries(&c)), (4, 6000));
-        assert!(!index_audit_subjects(&mut c).unwrap());
-        assert_eq!((mark(&c), entries(&c)), (5, 6010));
-    }
 }

@@ -1,0 +1,581 @@
+//! The block index of the audit log (SQLite). `audit_events` carries no index but its primary
+//! key, so that the read path's append writes one B-tree per event. Off the commit path, the
+//! checkpointer thread summarises every [`BLOCK`] events of a tenant in one row of
+//! `audit_blocks`: their sequence and time ranges, their principals, and a Bloom filter of
+//! their subject pseudonyms. A search by subject, principal or time reads the summaries to
+//! skip the blocks that cannot hold a match, then the few rows after the last block; every
+//! row it returns passes the filter itself, so a summary can only cost time, never a result.
+
+use super::stored_event;
+use crate::{AuditEvent, AuditFilter, Error, Result, StoredEvent};
+use rusqlite::types::{Value, ValueRef};
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::collections::BTreeMap;
+
+/// Events per block.
+pub(super) const BLOCK: usize = 1024;
+/// Blocks built per batch of upkeep (the writer lock is held through a batch).
+const BLOCKS_PER_BATCH: usize = 8;
+/// A principal holding fewer than one event in this many of a block has them read one by one;
+/// otherwise the block is read in order.
+const SPARSE: usize = 32;
+/// Bloom filter bits per subject pseudonym, and probes: about 1% false positives.
+const BITS_PER_SUBJECT: usize = 10;
+const PROBES: usize = 7;
+
+/// The bit positions of a pseudonym in a filter of `bits` bits. Pseudonyms are HMAC outputs,
+/// uniform already: their own bytes serve as the hashes.
+fn positions(s: &[u8; 32], bits: usize) -> impl Iterator<Item = usize> + '_ {
+    s.chunks_exact(4)
+        .take(PROBES)
+        .map(move |c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as usize % bits)
+}
+
+fn bloom(subjects: &[[u8; 32]]) -> Vec<u8> {
+    let bits = (subjects.len() * BITS_PER_SUBJECT)
+        .max(64)
+        .next_multiple_of(8);
+    let mut filter = vec![0u8; bits / 8];
+    for s in subjects {
+        for p in positions(s, bits) {
+            filter[p / 8] |= 1 << (p % 8);
+        }
+    }
+    filter
+}
+
+/// Whether a block whose filter is `filter` may hold `subject` (never false when it does).
+fn may_hold(filter: &[u8], subject: &[u8; 32]) -> bool {
+    let bits = filter.len() * 8;
+    bits > 0 && positions(subject, bits).all(|p| filter[p / 8] & (1 << (p % 8)) != 0)
+}
+
+/// The distinct principals of a block and where their events are: each principal as a
+/// length and its bytes, then a count and as many offsets from the block's first event.
+fn principals_blob(principals: &BTreeMap<String, Vec<u16>>) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (p, offsets) in principals {
+        out.extend_from_slice(&(p.len() as u32).to_le_bytes());
+        out.extend_from_slice(p.as_bytes());
+        out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+        out.extend(offsets.iter().flat_map(|o| o.to_le_bytes()));
+    }
+    out
+}
+
+/// The offsets of a principal's events in a block, if it has any there.
+fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Vec<u16>> {
+    let mut take = |n: usize| -> Option<&[u8]> {
+        let (head, rest) = blob.split_at_checked(n)?;
+        blob = rest;
+        Some(head)
+    };
+    loop {
+        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let name = take(len)?;
+        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
+        let offsets = take(count.checked_mul(2)?)?;
+        if name == principal.as_bytes() {
+            return Some(
+                offsets
+                    .chunks_exact(2)
+                    .map(|o| u16::from_le_bytes([o[0], o[1]]))
+                    .collect(),
+            );
+        }
+    }
+}
+
+/// The subject pseudonyms of a row: its `subjects` column (empty for an event without
+/// subjects), or for a row stored before the column existed (NULL), the event's own.
+fn row_subjects(
+    subjects: ValueRef<'_>,
+    encoded: impl FnOnce() -> Result<Vec<u8>>,
+) -> Result<Vec<[u8; 32]>> {
+    match subjects {
+        ValueRef::Blob(b) => Ok(b
+            .chunks_exact(32)
+            .map(|s| {
+                let mut a = [0u8; 32];
+                a.copy_from_slice(s);
+                a
+            })
+            .collect()),
+        _ => Ok(AuditEvent::decode(&encoded()?)
+            .map_err(|_| Error::Corrupt("audit_events"))?
+            .subjects),
+    }
+}
+
+/// Summarises the full blocks after each tenant's mark, up to [`BLOCKS_PER_BATCH`] in one
+/// transaction with the new marks. Returns whether more may be left.
+pub(super) fn index_audit(c: &mut Connection) -> Result<bool> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let behind: Vec<(Vec<u8>, i64)> = tx
+        .prepare_cached(
+            "SELECT h.tenant, COALESCE(m.seq, 0) FROM audit_heads h
+             LEFT JOIN audit_block_marks m ON m.tenant = h.tenant
+             WHERE h.seq >= COALESCE(m.seq, 0) + ?1",
+        )?
+        .query_map([BLOCK as i64], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    let mut built = 0;
+    for (tenant, mark) in behind {
+        let mut last = mark;
+        while built < BLOCKS_PER_BATCH {
+            match build_block(&tx, &tenant, last)? {
+                Some(l) => last = l,
+                None => break,
+            }
+            built += 1;
+        }
+        if last > mark {
+            tx.prepare_cached(
+                "INSERT INTO audit_block_marks (tenant, seq) VALUES (?1, ?2)
+                 ON CONFLICT (tenant) DO UPDATE SET seq = excluded.seq",
+            )?
+            .execute(params![&tenant, last])?;
+        }
+        if built == BLOCKS_PER_BATCH {
+            break;
+        }
+    }
+    tx.commit()?;
+    Ok(built == BLOCKS_PER_BATCH)
+}
+
+/// Summarises the [`BLOCK`] events after `mark`, if there are that many; the last one's
+/// sequence number.
+fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> {
+    let mut st = c.prepare_cached(
+        "SELECT seq, at_ms, principal, subjects, CAST(encoded AS BLOB) FROM audit_events
+         WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+    )?;
+    let mut q = st.query(params![tenant, mark, BLOCK as i64])?;
+    let (mut n, mut first, mut last) = (0, 0i64, 0i64);
+    let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
+    let mut principals: BTreeMap<String, Vec<u16>> = BTreeMap::new();
+    let mut subjects = Vec::new();
+    while let Some(r) = q.next()? {
+        let seq: i64 = r.get(0)?;
+        if n == 0 {
+            first = seq;
+        }
+        (n, last) = (n + 1, seq);
+        let at: i64 = r.get(1)?;
+        (min_at, max_at) = (min_at.min(at), max_at.max(at));
+        principals
+            .entry(r.get(2)?)
+            .or_default()
+            .push((seq - first) as u16);
+        subjects.extend(row_subjects(r.get_ref(3)?, || Ok(r.get(4)?))?);
+    }
+    if n < BLOCK {
+        return Ok(None);
+    }
+    c.prepare_cached(
+        "INSERT INTO audit_blocks (tenant, first_seq, last_seq, min_at, max_at, principals, subjects)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        tenant,
+        first,
+        last,
+        min_at,
+        max_at,
+        principals_blob(&principals),
+        bloom(&subjects)
+    ])?;
+    Ok(Some(last))
+}
+
+/// After retention deleted a tenant's events up to `seq`: its blocks there go, and its mark
+/// moves past them (fewer than a block may follow).
+pub(super) fn prune(c: &Connection, tenant: &[u8], seq: i64) -> Result<()> {
+    c.execute(
+        "DELETE FROM audit_blocks WHERE tenant = ?1 AND last_seq <= ?2",
+        params![tenant, seq],
+    )?;
+    c.execute(
+        "INSERT INTO audit_block_marks (tenant, seq) VALUES (?1, ?2)
+         ON CONFLICT (tenant) DO UPDATE SET seq = MAX(seq, excluded.seq)",
+        params![tenant, seq],
+    )?;
+    Ok(())
+}
+
+/// The stored events of a tenant after `after` that match `f`, in sequence order, at most
+/// `limit`: with a subject, principal or time, the blocks that may hold a match and then the
+/// rows after the last block; otherwise the rows in order.
+pub(super) fn search(
+    c: &Connection,
+    tenant: &[u8; 16],
+    f: &AuditFilter,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<StoredEvent>> {
+    let rows = RowQuery::new(tenant, f);
+    let upto = f.to_seq.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64);
+    let mut from = after.min(i64::MAX as u64) as i64;
+    let mut out = Vec::new();
+    let selective =
+        f.subject.is_some() || f.principal.is_some() || f.from_ms.is_some() || f.to_ms.is_some();
+    if selective {
+        let mark: i64 = c
+            .prepare_cached("SELECT seq FROM audit_block_marks WHERE tenant = ?1")?
+            .query_row([&tenant[..]], |r| r.get(0))
+            .optional()?
+            .unwrap_or(0);
+        if mark > from {
+            let mut st = c.prepare_cached(if f.subject.is_some() {
+                "SELECT first_seq, last_seq, principals, subjects FROM audit_blocks
+                 WHERE tenant = ?1 AND last_seq > ?2 AND first_seq <= ?3 AND max_at >= ?4 AND min_at < ?5
+                 ORDER BY first_seq"
+            } else {
+                "SELECT first_seq, last_seq, principals FROM audit_blocks
+                 WHERE tenant = ?1 AND last_seq > ?2 AND first_seq <= ?3 AND max_at >= ?4 AND min_at < ?5
+                 ORDER BY first_seq"
+            })?;
+            let mut q = st.query(params![
+                &tenant[..],
+                from,
+                upto.min(mark),
+                f.from_ms.unwrap_or(i64::MIN),
+                f.to_ms.unwrap_or(i64::MAX)
+            ])?;
+            while let Some(r) = q.next()? {
+                let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+                if let Some(s) = &f.subject
+                    && !may_hold(r.get_ref(3)?.as_blob().unwrap_or_default(), s)
+                {
+                    continue;
+                }
+                let (lo, hi) = ((first - 1).max(from), last.min(upto));
+                match &f.principal {
+                    Some(p) => {
+                        let blob = r.get_ref(2)?.as_blob().unwrap_or_default();
+                        let Some(offsets) = principal_offsets(blob, p) else {
+                            continue;
+                        };
+                        if offsets.len() * SPARSE < (last - first + 1) as usize {
+                            // A few of the block's events: each by its key (a lookup costs
+                            // about as much as reading a few dozen rows in order).
+                            let seqs = offsets.iter().map(|&o| first + i64::from(o));
+                            rows.points(c, seqs.filter(|&s| s > lo && s <= hi), limit, &mut out)?;
+                        } else {
+                            rows.fetch(c, lo, hi, limit, &mut out)?;
+                        }
+                    }
+                    None => rows.fetch(c, lo, hi, limit, &mut out)?,
+                }
+                if out.len() >= limit {
+                    return Ok(out);
+                }
+            }
+            from = mark;
+        }
+    }
+    rows.fetch(c, from, upto, limit, &mut out)?;
+    Ok(out)
+}
+
+/// The query of the rows in a range of sequence numbers that match a filter.
+struct RowQuery<'a> {
+    sql: String,
+    args: Vec<Value>,
+    subject: Option<&'a [u8; 32]>,
+}
+
+impl<'a> RowQuery<'a> {
+    fn new(tenant: &[u8; 16], f: &'a AuditFilter) -> Self {
+        // ?1 tenant, ?2 after, ?3 up to, ?4 limit; the filter's values follow.
+        let mut sql = String::from(
+            "SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB), e.subjects FROM audit_events e
+             WHERE e.tenant = ?1 AND e.seq > ?2 AND e.seq <= ?3",
+        );
+        let mut args: Vec<Value> = vec![tenant.to_vec().into(), 0.into(), 0.into(), 0.into()];
+        let mut push = |clause: &str, v: Value| {
+            args.push(v);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        };
+        if let Some(v) = f.from_ms {
+            push(" AND e.at_ms >= ?", v.into());
+        }
+        if let Some(v) = f.to_ms {
+            push(" AND e.at_ms < ?", v.into());
+        }
+        if let Some(v) = &f.principal {
+            push(" AND e.principal = ?", v.clone().into());
+        }
+        if let Some(v) = &f.action {
+            push(" AND e.action = ?", v.clone().into());
+        }
+        if let Some(v) = &f.collection {
+            push(" AND e.collection = ?", v.clone().into());
+        }
+        if let Some(v) = &f.purpose {
+            push(" AND e.purpose = ?", v.clone().into());
+        }
+        if let Some(v) = &f.outcome {
+            push(" AND e.outcome = ?", v.clone().into());
+        }
+        if let Some(v) = f.subject {
+            // A coarse test in SQL; the exact one (whole pseudonyms only) below.
+            push(
+                " AND (e.subjects IS NULL OR instr(e.subjects, ?) > 0)",
+                v.to_vec().into(),
+            );
+        }
+        sql.push_str(" ORDER BY e.seq LIMIT ?4");
+        Self {
+            sql,
+            args,
+            subject: f.subject.as_ref(),
+        }
+    }
+
+    /// Appends the matching rows in `(after, upto]` to `out`, until it holds `limit`.
+    fn fetch(
+        &self,
+        c: &Connection,
+        mut after: i64,
+        upto: i64,
+        limit: usize,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<()> {
+        let mut st = self.statement(c)?;
+        while after < upto && out.len() < limit {
+            let want = limit - out.len();
+            let seen = self.run(&mut st, after, upto, want, out)?;
+            if seen.0 < want {
+                break;
+            }
+            after = seen.1;
+        }
+        Ok(())
+    }
+
+    /// Appends the matching rows among `seqs` (ascending) to `out`, until it holds `limit`.
+    fn points(
+        &self,
+        c: &Connection,
+        seqs: impl Iterator<Item = i64>,
+        limit: usize,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<()> {
+        let mut st = self.statement(c)?;
+        for seq in seqs {
+            if out.len() >= limit {
+                break;
+            }
+            self.run(&mut st, seq - 1, seq, 1, out)?;
+        }
+        Ok(())
+    }
+
+    /// The statement with the filter's values bound.
+    fn statement<'c>(&self, c: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
+        let mut st = c.prepare_cached(&self.sql)?;
+        for (i, v) in self.args.iter().enumerate() {
+            st.raw_bind_parameter(i + 1, v)?;
+        }
+        Ok(st)
+    }
+
+    /// One run of the statement over `(after, upto]`, at most `want` rows: the matches go to
+    /// `out`; returns how many rows it read and the last one's sequence number.
+    fn run(
+        &self,
+        st: &mut rusqlite::CachedStatement<'_>,
+        after: i64,
+        upto: i64,
+        want: usize,
+        out: &mut Vec<StoredEvent>,
+    ) -> Result<(usize, i64)> {
+        st.raw_bind_parameter(2, after)?;
+        st.raw_bind_parameter(3, upto)?;
+        st.raw_bind_parameter(4, want as i64)?;
+        let mut q = st.raw_query();
+        let (mut seen, mut last) = (0, after);
+        while let Some(r) = q.next()? {
+            seen += 1;
+            let (seq, encoded, hash): (i64, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
+            last = seq;
+            if let Some(s) = self.subject
+                && !row_subjects(r.get_ref(3)?, || Ok(encoded.clone()))?.contains(s)
+            {
+                continue;
+            }
+            out.push(stored_event(seq, encoded, hash)?);
+        }
+        Ok((seen, last))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bloom_never_misses_and_rarely_lies() {
+        // Uniform 32-byte values, as pseudonyms are.
+        let subject = |i: u64| boveda_audit::link_hash(&[0; 32], i, b"");
+        let held: Vec<[u8; 32]> = (0..1000).map(subject).collect();
+        let f = bloom(&held);
+        assert_eq!(f.len(), 1250);
+        assert!(held.iter().all(|s| may_hold(&f, s)));
+        let lies = (1000..11_000)
+            .filter(|&i| may_hold(&f, &subject(i)))
+            .count();
+        assert!(lies < 300, "{lies} false positives in 10,000");
+        assert!(!may_hold(&[], &held[0]), "an empty filter holds nothing");
+    }
+
+    /// Blocks are built only when full, a batch at a time, and a search finds the same events
+    /// through blocks, the rows after them, and after retention.
+    #[test]
+    fn blocks_summarise_full_runs_and_searches_match_the_rows() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let tenant = [5u8; 16];
+        let n = BLOCK * (BLOCKS_PER_BATCH + 2) + 7;
+        let events: Vec<AuditEvent> = (0..n)
+            .map(|i| {
+                let mut e = AuditEvent::new(
+                    tenant,
+                    1_000 + i as i64,
+                    match (i % 3, i % 100) {
+                        (0, _) => "sa:three",
+                        (_, 1) => "sa:rare",
+                        _ => "sa:other",
+                    },
+                    "service",
+                    "record.read",
+                    boveda_audit::Outcome::Allowed,
+                    "r",
+                );
+                e.subjects = vec![boveda_audit::link_hash(&[1; 32], (i % 50) as u64, b"")];
+                e
+            })
+            .collect();
+        let tx = c.transaction().unwrap();
+        super::super::append_audit_tx(&tx, &events).unwrap();
+        tx.commit().unwrap();
+        let blocks = |c: &Connection| -> (i64, i64) {
+            c.query_row(
+                "SELECT count(*), COALESCE(MAX(last_seq), 0) FROM audit_blocks",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap()
+        };
+        let find = |c: &Connection, f: &AuditFilter, after: u64, limit: usize| -> Vec<u64> {
+            search(c, &tenant, f, after, limit)
+                .unwrap()
+                .iter()
+                .map(|e| e.seq)
+                .collect()
+        };
+        let filters = [
+            AuditFilter {
+                subject: Some(boveda_audit::link_hash(&[1; 32], 7, b"")),
+                ..Default::default()
+            },
+            AuditFilter {
+                principal: Some("sa:three".into()),
+                from_ms: Some(1_000 + 2_000),
+                ..Default::default()
+            },
+            // Few enough in a block to be read one by one.
+            AuditFilter {
+                principal: Some("sa:rare".into()),
+                to_seq: Some(9_000),
+                ..Default::default()
+            },
+            AuditFilter {
+                from_ms: Some(1_000 + 5_000),
+                to_ms: Some(1_000 + 9_000),
+                to_seq: Some(8_500),
+                ..Default::default()
+            },
+        ];
+        let want: Vec<Vec<u64>> = filters.iter().map(|f| find(&c, f, 0, usize::MAX)).collect();
+        assert_eq!(
+            want[0],
+            (0..n as u64)
+                .filter(|i| i % 50 == 7)
+                .map(|i| i + 1)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(want[1].len(), (2_000..n).filter(|i| i % 3 == 0).count());
+        assert_eq!(
+            want[2],
+            (0..9_000)
+                .filter(|i| i % 3 != 0 && i % 100 == 1)
+                .map(|i| i + 1)
+                .collect::<Vec<_>>()
+        );
+        assert_eq!(want[3], (5_001..=8_500).collect::<Vec<_>>());
+
+        assert!(
+            index_audit(&mut c).unwrap(),
+            "one batch does not cover it all"
+        );
+        assert_eq!(
+            blocks(&c),
+            (BLOCKS_PER_BATCH as i64, (BLOCK * BLOCKS_PER_BATCH) as i64)
+        );
+        assert!(!index_audit(&mut c).unwrap() || !index_audit(&mut c).unwrap());
+        assert_eq!(
+            blocks(&c),
+            (
+                BLOCKS_PER_BATCH as i64 + 2,
+                (BLOCK * (BLOCKS_PER_BATCH + 2)) as i64
+            ),
+            "the last 7 events wait for a full block"
+        );
+        for (f, want) in filters.iter().zip(&want) {
+            assert_eq!(&find(&c, f, 0, usize::MAX), want);
+            // Pages of 10 give the same events.
+            let (mut after, mut paged) = (0, Vec::new());
+            loop {
+                let page = find(&c, f, after, 10);
+                let Some(&last) = page.last() else { break };
+                (after, paged) = (last, [paged, page].concat());
+            }
+            assert_eq!(&paged, want);
+        }
+
+        // Retention: the blocks it empties go, the mark moves past them.
+        let tx = c.transaction().unwrap();
+        tx.execute("DELETE FROM audit_events WHERE seq <= 3000", [])
+            .unwrap();
+        prune(&tx, &tenant, 3000).unwrap();
+        tx.commit().unwrap();
+        let left: i64 = c
+            .query_row("SELECT MIN(first_seq) FROM audit_blocks", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(left, 2049, "the block across the cut stays");
+        for (f, want) in filters.iter().zip(&want) {
+            let kept: Vec<u64> = want.iter().copied().filter(|&s| s > 3000).collect();
+            assert_eq!(find(&c, f, 0, usize::MAX), kept);
+        }
+    }
+
+    #[test]
+    fn principals_match_whole_names_only() {
+        let set: BTreeMap<String, Vec<u16>> = [
+            ("sa:a".to_owned(), vec![0, 5]),
+            ("user:bob".to_owned(), vec![3]),
+        ]
+        .into();
+        let blob = principals_blob(&set);
+        assert_eq!(principal_offsets(&blob, "sa:a"), Some(vec![0, 5]));
+        assert_eq!(principal_offsets(&blob, "user:bob"), Some(vec![3]));
+        assert_eq!(principal_offsets(&blob, "sa:"), None);
+        assert_eq!(principal_offsets(&blob, "user:bo"), None);
+        assert_eq!(principal_offsets(&blob[..blob.len() - 1], "user:bob"), None);
+        assert_eq!(principal_offsets(&[], "sa:a"), None);
+    }
+}
