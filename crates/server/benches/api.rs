@@ -471,8 +471,9 @@ async fn main() {
         print_overhead(audit_overhead(api, ids).await);
         return;
     }
-    // `SOAK=<clients>,<on|off>[,<seconds>] cargo bench -p boveda-server --bench api` runs one
-    // server, audited or not, under single plain reads, to profile (`perf record`) one side.
+    // `SOAK=<clients>,<on|off>[,<seconds>[,batch]] cargo bench -p boveda-server --bench api`
+    // runs one server, audited or not, under single (or batch) plain reads, to profile
+    // (`perf record`) one side.
     if let Ok(spec) = std::env::var("SOAK") {
         let spec: Vec<&str> = spec.split(',').collect();
         let workers: usize = spec[0].parse().expect("SOAK: clients");
@@ -480,9 +481,10 @@ async fn main() {
         let secs: f64 = spec
             .get(2)
             .map_or(15.0, |s| s.parse().expect("SOAK: seconds"));
+        let batch = spec.get(3) == Some(&"batch");
         let ids = Arc::new(insert_some(&api).await);
-        let (r, cpu) = plain_reads(&api, &ids, workers, secs, false).await;
-        println!("{r:.0} requests/s, CPU {:.0} us/request", cpu * 1e6);
+        let (r, cpu) = plain_reads(&api, &ids, workers, secs, batch).await;
+        println!("{r:.0} records/s, CPU {:.0} us/record", cpu * 1e6);
         return;
     }
     let n = 20_000;
