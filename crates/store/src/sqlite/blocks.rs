@@ -63,27 +63,31 @@ fn principals_blob(principals: &BTreeMap<String, Vec<u16>>) -> Vec<u8> {
     out
 }
 
-/// The offsets of a principal's events in a block, if it has any there.
-fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Vec<u16>> {
-    let mut take = |n: usize| -> Option<&[u8]> {
+/// The offsets of a principal's events in a block: `Some(None)` if it has none there, `None`
+/// if the summary does not parse.
+fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Option<Vec<u16>>> {
+    fn take<'a>(blob: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
         let (head, rest) = blob.split_at_checked(n)?;
-        blob = rest;
+        *blob = rest;
         Some(head)
-    };
-    loop {
-        let len = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let name = take(len)?;
-        let count = u32::from_le_bytes(take(4)?.try_into().ok()?) as usize;
-        let offsets = take(count.checked_mul(2)?)?;
+    }
+    let word =
+        |b: &[u8]| -> Option<usize> { Some(u32::from_le_bytes(b.try_into().ok()?) as usize) };
+    while !blob.is_empty() {
+        let len = word(take(&mut blob, 4)?)?;
+        let name = take(&mut blob, len)?;
+        let count = word(take(&mut blob, 4)?)?;
+        let offsets = take(&mut blob, count.checked_mul(2)?)?;
         if name == principal.as_bytes() {
-            return Some(
+            return Some(Some(
                 offsets
                     .chunks_exact(2)
                     .map(|o| u16::from_le_bytes([o[0], o[1]]))
                     .collect(),
-            );
+            ));
         }
     }
+    Some(None)
 }
 
 /// The subject pseudonyms of a row: its `subjects` column (empty for an event without
@@ -156,10 +160,15 @@ fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> 
     let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
     let mut principals: BTreeMap<String, Vec<u16>> = BTreeMap::new();
     let mut subjects = Vec::new();
+    let mut unknown = false;
     while let Some(r) = q.next()? {
         let seq: i64 = r.get(0)?;
         if n == 0 {
             first = seq;
+        } else if seq != last + 1 {
+            // A chain has no gaps but the one retention leaves before its first event: this
+            // one was made by hand, and the events stay unsummarised (searches read them all).
+            return Ok(None);
         }
         (n, last) = (n + 1, seq);
         let at: i64 = r.get(1)?;
@@ -167,11 +176,20 @@ fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> 
         principals
             .entry(r.get(2)?)
             .or_default()
-            .push((seq - first) as u16);
-        subjects.extend(row_subjects(r.get_ref(3)?, || Ok(r.get(4)?))?);
+            .push((n - 1) as u16);
+        match row_subjects(r.get_ref(3)?, || Ok(r.get(4)?)) {
+            Ok(s) => subjects.extend(s),
+            // An old row whose event does not decode: the filter then holds everything
+            // (verification reports the row; indexing goes on).
+            Err(_) => unknown = true,
+        }
     }
     if n < BLOCK {
         return Ok(None);
+    }
+    let mut filter = bloom(&subjects);
+    if unknown {
+        filter.fill(0xff);
     }
     c.prepare_cached(
         "INSERT INTO audit_blocks (tenant, first_seq, last_seq, min_at, max_at, principals, subjects)
@@ -184,7 +202,7 @@ fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> 
         min_at,
         max_at,
         principals_blob(&principals),
-        bloom(&subjects)
+        filter
     ])?;
     Ok(Some(last))
 }
@@ -196,8 +214,10 @@ pub(super) fn prune(c: &Connection, tenant: &[u8], seq: i64) -> Result<()> {
         "DELETE FROM audit_blocks WHERE tenant = ?1 AND last_seq <= ?2",
         params![tenant, seq],
     )?;
+    // Never past the head: the events appended later are not summarised yet.
     c.execute(
-        "INSERT INTO audit_block_marks (tenant, seq) VALUES (?1, ?2)
+        "INSERT INTO audit_block_marks (tenant, seq)
+         VALUES (?1, MIN(?2, COALESCE((SELECT seq FROM audit_heads WHERE tenant = ?1), 0)))
          ON CONFLICT (tenant) DO UPDATE SET seq = MAX(seq, excluded.seq)",
         params![tenant, seq],
     )?;
@@ -229,44 +249,52 @@ pub(super) fn search(
         if mark > from {
             let mut st = c.prepare_cached(if f.subject.is_some() {
                 "SELECT first_seq, last_seq, principals, subjects FROM audit_blocks
-                 WHERE tenant = ?1 AND last_seq > ?2 AND first_seq <= ?3 AND max_at >= ?4 AND min_at < ?5
+                 WHERE tenant = ?1 AND first_seq > ?2 - ?6 AND last_seq > ?2 AND first_seq <= ?3
+                 AND (?4 IS NULL OR max_at >= ?4) AND (?5 IS NULL OR min_at < ?5)
                  ORDER BY first_seq"
             } else {
                 "SELECT first_seq, last_seq, principals FROM audit_blocks
-                 WHERE tenant = ?1 AND last_seq > ?2 AND first_seq <= ?3 AND max_at >= ?4 AND min_at < ?5
+                 WHERE tenant = ?1 AND first_seq > ?2 - ?6 AND last_seq > ?2 AND first_seq <= ?3
+                 AND (?4 IS NULL OR max_at >= ?4) AND (?5 IS NULL OR min_at < ?5)
                  ORDER BY first_seq"
             })?;
+            // A block spans exactly BLOCK sequence numbers (see `build_block`): those that end
+            // after `from` start less than BLOCK before it, which the key finds at once.
             let mut q = st.query(params![
                 &tenant[..],
                 from,
                 upto.min(mark),
-                f.from_ms.unwrap_or(i64::MIN),
-                f.to_ms.unwrap_or(i64::MAX)
+                f.from_ms,
+                f.to_ms,
+                BLOCK as i64
             ])?;
             while let Some(r) = q.next()? {
                 let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+                // A summary that does not parse rules nothing out: the block is read.
                 if let Some(s) = &f.subject
-                    && !may_hold(r.get_ref(3)?.as_blob().unwrap_or_default(), s)
+                    && let Ok(filter) = r.get_ref(3)?.as_blob()
+                    && !filter.is_empty()
+                    && !may_hold(filter, s)
                 {
                     continue;
                 }
-                let (lo, hi) = ((first - 1).max(from), last.min(upto));
-                match &f.principal {
-                    Some(p) => {
-                        let blob = r.get_ref(2)?.as_blob().unwrap_or_default();
-                        let Some(offsets) = principal_offsets(blob, p) else {
-                            continue;
-                        };
-                        if offsets.len() * SPARSE < (last - first + 1) as usize {
-                            // A few of the block's events: each by its key (a lookup costs
-                            // about as much as reading a few dozen rows in order).
-                            let seqs = offsets.iter().map(|&o| first + i64::from(o));
-                            rows.points(c, seqs.filter(|&s| s > lo && s <= hi), limit, &mut out)?;
-                        } else {
-                            rows.fetch(c, lo, hi, limit, &mut out)?;
-                        }
+                let (lo, hi) = (first.saturating_sub(1).max(from), last.min(upto));
+                let offsets = match &f.principal {
+                    Some(p) => match r.get_ref(2)?.as_blob().map(|b| principal_offsets(b, p)) {
+                        Ok(Some(None)) => continue,
+                        Ok(Some(Some(offsets))) => Some(offsets),
+                        _ => None,
+                    },
+                    None => None,
+                };
+                match offsets {
+                    Some(offsets) if offsets.len() * SPARSE < BLOCK => {
+                        // A few of the block's events: each by its key (a lookup costs about
+                        // as much as reading a few dozen rows in order).
+                        let seqs = offsets.iter().map(|&o| first.saturating_add(i64::from(o)));
+                        rows.points(c, seqs.filter(|&s| s > lo && s <= hi), limit, &mut out)?;
                     }
-                    None => rows.fetch(c, lo, hi, limit, &mut out)?,
+                    _ => rows.fetch(c, lo, hi, limit, &mut out)?,
                 }
                 if out.len() >= limit {
                     return Ok(out);
@@ -368,7 +396,7 @@ impl<'a> RowQuery<'a> {
             if out.len() >= limit {
                 break;
             }
-            self.run(&mut st, seq - 1, seq, 1, out)?;
+            self.run(&mut st, seq.saturating_sub(1), seq, 1, out)?;
         }
         Ok(())
     }
@@ -553,6 +581,28 @@ mod tests {
             assert_eq!(&paged, want);
         }
 
+        // A damaged summary rules nothing out.
+        let saved: (Vec<u8>, Vec<u8>) = c
+            .query_row(
+                "SELECT principals, subjects FROM audit_blocks WHERE first_seq = 1025",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .unwrap();
+        c.execute(
+            "UPDATE audit_blocks SET principals = X'0102', subjects = X'' WHERE first_seq = 1025",
+            [],
+        )
+        .unwrap();
+        for (f, want) in filters.iter().zip(&want) {
+            assert_eq!(&find(&c, f, 0, usize::MAX), want);
+        }
+        c.execute(
+            "UPDATE audit_blocks SET principals = ?1, subjects = ?2 WHERE first_seq = 1025",
+            params![saved.0, saved.1],
+        )
+        .unwrap();
+
         // Retention: the blocks it empties go, the mark moves past them.
         let tx = c.transaction().unwrap();
         tx.execute("DELETE FROM audit_events WHERE seq <= 3000", [])
@@ -569,6 +619,45 @@ mod tests {
         }
     }
 
+    /// Retention asked to go past a chain's head leaves the mark at the head: the events
+    /// appended later are found.
+    #[test]
+    fn a_prune_past_the_head_hides_nothing_appended_later() {
+        let mut c = Connection::open_in_memory().unwrap();
+        super::super::migrate(&mut c, super::super::DATA_MIGRATIONS).unwrap();
+        let tenant = [6u8; 16];
+        prune(&c, &tenant, 5).unwrap();
+        let subject = [7u8; 32];
+        let events: Vec<AuditEvent> = (0..10)
+            .map(|i| {
+                let mut e = AuditEvent::new(
+                    tenant,
+                    i,
+                    "sa:a",
+                    "service",
+                    "record.read",
+                    boveda_audit::Outcome::Allowed,
+                    "r",
+                );
+                e.subjects = vec![subject];
+                e
+            })
+            .collect();
+        let tx = c.transaction().unwrap();
+        super::super::append_audit_tx(&tx, &events).unwrap();
+        tx.commit().unwrap();
+        let f = AuditFilter {
+            subject: Some(subject),
+            ..Default::default()
+        };
+        let found: Vec<u64> = search(&c, &tenant, &f, 0, 100)
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(found, (1..=10).collect::<Vec<_>>());
+    }
+
     #[test]
     fn principals_match_whole_names_only() {
         let set: BTreeMap<String, Vec<u16>> = [
@@ -577,11 +666,13 @@ mod tests {
         ]
         .into();
         let blob = principals_blob(&set);
-        assert_eq!(principal_offsets(&blob, "sa:a"), Some(vec![0, 5]));
-        assert_eq!(principal_offsets(&blob, "user:bob"), Some(vec![3]));
-        assert_eq!(principal_offsets(&blob, "sa:"), None);
-        assert_eq!(principal_offsets(&blob, "user:bo"), None);
+        assert_eq!(principal_offsets(&blob, "sa:a"), Some(Some(vec![0, 5])));
+        assert_eq!(principal_offsets(&blob, "user:bob"), Some(Some(vec![3])));
+        assert_eq!(principal_offsets(&blob, "sa:"), Some(None));
+        assert_eq!(principal_offsets(&blob, "user:bo"), Some(None));
+        assert_eq!(principal_offsets(&[], "sa:a"), Some(None));
+        // A damaged summary is not read as an absent principal.
         assert_eq!(principal_offsets(&blob[..blob.len() - 1], "user:bob"), None);
-        assert_eq!(principal_offsets(&[], "sa:a"), None);
+        assert_eq!(principal_offsets(&blob[..3], "nobody"), None);
     }
 }
