@@ -153,9 +153,15 @@ struct Writer {
     staging: Option<Arc<Mutex<staging::Staging>>>,
 }
 
+/// The staging, locked.
 fn locked(s: &Mutex<staging::Staging>) -> Result<std::sync::MutexGuard<'_, staging::Staging>> {
-    s.lock()
-        .map_err(|_| Error::Unavailable("audit staging poisoned".into()))
+    lock(s, "audit staging")
+}
+
+/// A lock of this file's; `what` names it in the error if a panic poisoned it.
+fn lock<'a, T>(m: &'a Mutex<T>, what: &str) -> Result<std::sync::MutexGuard<'a, T>> {
+    m.lock()
+        .map_err(|_| Error::Unavailable(format!("{what} poisoned")))
 }
 
 impl Writer {
@@ -279,18 +285,13 @@ fn run_upkeep(writer: &Mutex<Writer>, mut work: impl FnMut(&mut Writer) -> Resul
 /// round ends with none staged and the staging file starts over (it would otherwise grow for
 /// as long as appends keep a few events staged).
 fn move_staged(writer: &Mutex<Writer>) -> Result<()> {
-    let lock = || {
-        writer
-            .lock()
-            .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))
-    };
     for _ in 0..UPKEEP_BATCHES {
-        if !lock()?.flush(STAGED_MOVE)? {
+        if !lock(writer, "sqlite writer")?.flush(STAGED_MOVE)? {
             break;
         }
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
-    lock()?.flush_all()
+    lock(writer, "sqlite writer")?.flush_all()
 }
 
 /// WAL length (in pages) past which the checkpointer makes the WAL start over.
@@ -440,14 +441,9 @@ impl Db {
         F: FnOnce(&mut Writer) -> Result<T> + Send + 'static,
     {
         let w = Arc::clone(&self.writer);
-        let out = tokio::task::spawn_blocking(move || {
-            let mut w = w
-                .lock()
-                .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?;
-            f(&mut w)
-        })
-        .await
-        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
+        let out = tokio::task::spawn_blocking(move || f(&mut *lock(&w, "sqlite writer")?))
+            .await
+            .map_err(|_| Error::Unavailable("sqlite task failed".into()))?;
         let _ = self.wrote.try_send(());
         out
     }
@@ -469,9 +465,7 @@ impl Db {
                 }
                 // Appends outrun the moves: this one helps (the writer lock first, as
                 // everywhere), and fails closed if moving fails.
-                w.lock()
-                    .map_err(|_| Error::Unavailable("sqlite writer poisoned".into()))?
-                    .flush_all()?;
+                lock(&w, "sqlite writer")?.flush_all()?;
             }
         })
         .await
@@ -495,10 +489,7 @@ impl Db {
                     return f(&c);
                 }
             }
-            let c = readers[start % readers.len()]
-                .lock()
-                .map_err(|_| Error::Unavailable("sqlite reader poisoned".into()))?;
-            f(&c)
+            f(&*lock(&readers[start % readers.len()], "sqlite reader")?)
         })
         .await
         .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
@@ -1880,20 +1871,9 @@ impl Store for SqliteStore {
         self.data.flush_staged().await?;
         self.data
             .read(move |c| {
-                let row: Option<(i64, Vec<u8>)> = c
-                    .query_row(
-                        "SELECT seq, hash FROM audit_heads WHERE tenant = ?1",
-                        [tenant.as_bytes().as_slice()],
-                        |r| Ok((r.get(0)?, r.get(1)?)),
-                    )
-                    .optional()?;
-                row.map(|(s, h)| {
-                    Ok((
-                        s as u64,
-                        h.try_into().map_err(|_| Error::Corrupt("audit_heads"))?,
-                    ))
-                })
-                .transpose()
+                // A chain's first event makes its head row: none is at 0.
+                let head = chain_head(c, tenant.as_bytes())?;
+                Ok((head.0 > 0).then_some(head))
             })
             .await
     }

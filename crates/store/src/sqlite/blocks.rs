@@ -91,11 +91,9 @@ fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Option<Vec<u16>
 }
 
 /// The subject pseudonyms of a row: its `subjects` column (empty for an event without
-/// subjects), or for a row stored before the column existed (NULL), the event's own.
-fn row_subjects(
-    subjects: ValueRef<'_>,
-    encoded: impl FnOnce() -> Result<Vec<u8>>,
-) -> Result<Vec<[u8; 32]>> {
+/// subjects), or for a row stored before the column existed (NULL), those of its `encoded`
+/// event.
+fn row_subjects(subjects: ValueRef<'_>, encoded: ValueRef<'_>) -> Result<Vec<[u8; 32]>> {
     match subjects {
         ValueRef::Blob(b) => Ok(b
             .chunks_exact(32)
@@ -105,9 +103,12 @@ fn row_subjects(
                 a
             })
             .collect()),
-        _ => Ok(AuditEvent::decode(&encoded()?)
-            .map_err(|_| Error::Corrupt("audit_events"))?
-            .subjects),
+        _ => encoded
+            .as_blob()
+            .ok()
+            .and_then(|b| AuditEvent::decode(b).ok())
+            .map(|e| e.subjects)
+            .ok_or(Error::Corrupt("audit_events")),
     }
 }
 
@@ -152,7 +153,8 @@ pub(super) fn index_audit(c: &mut Connection) -> Result<bool> {
 /// sequence number.
 fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> {
     let mut st = c.prepare_cached(
-        "SELECT seq, at_ms, principal, subjects, CAST(encoded AS BLOB) FROM audit_events
+        "SELECT seq, at_ms, principal, subjects,
+         CASE WHEN subjects IS NULL THEN CAST(encoded AS BLOB) END FROM audit_events
          WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
     )?;
     let mut q = st.query(params![tenant, mark, BLOCK as i64])?;
@@ -177,7 +179,7 @@ fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> 
             .entry(r.get(2)?)
             .or_default()
             .push((n - 1) as u16);
-        match row_subjects(r.get_ref(3)?, || Ok(r.get(4)?)) {
+        match row_subjects(r.get_ref(3)?, r.get_ref(4)?) {
             Ok(s) => subjects.extend(s),
             // An old row whose event does not decode: the filter then holds everything
             // (verification reports the row; indexing goes on).
@@ -247,17 +249,14 @@ pub(super) fn search(
             .optional()?
             .unwrap_or(0);
         if mark > from {
-            let mut st = c.prepare_cached(if f.subject.is_some() {
-                "SELECT first_seq, last_seq, principals, subjects FROM audit_blocks
+            // The filters are read only when searched by: they can be large.
+            let mut st = c.prepare_cached(
+                "SELECT first_seq, last_seq, CASE WHEN ?7 THEN principals END,
+                 CASE WHEN ?8 THEN subjects END FROM audit_blocks
                  WHERE tenant = ?1 AND first_seq > ?2 - ?6 AND last_seq > ?2 AND first_seq <= ?3
                  AND (?4 IS NULL OR max_at >= ?4) AND (?5 IS NULL OR min_at < ?5)
-                 ORDER BY first_seq"
-            } else {
-                "SELECT first_seq, last_seq, principals FROM audit_blocks
-                 WHERE tenant = ?1 AND first_seq > ?2 - ?6 AND last_seq > ?2 AND first_seq <= ?3
-                 AND (?4 IS NULL OR max_at >= ?4) AND (?5 IS NULL OR min_at < ?5)
-                 ORDER BY first_seq"
-            })?;
+                 ORDER BY first_seq",
+            )?;
             // A block spans exactly BLOCK sequence numbers (see `build_block`): those that end
             // after `from` start less than BLOCK before it, which the key finds at once.
             let mut q = st.query(params![
@@ -266,7 +265,9 @@ pub(super) fn search(
                 upto.min(mark),
                 f.from_ms,
                 f.to_ms,
-                BLOCK as i64
+                BLOCK as i64,
+                f.principal.is_some(),
+                f.subject.is_some()
             ])?;
             while let Some(r) = q.next()? {
                 let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
@@ -427,14 +428,13 @@ impl<'a> RowQuery<'a> {
         let (mut seen, mut last) = (0, after);
         while let Some(r) = q.next()? {
             seen += 1;
-            let (seq, encoded, hash): (i64, Vec<u8>, Vec<u8>) = (r.get(0)?, r.get(1)?, r.get(2)?);
-            last = seq;
+            last = r.get(0)?;
             if let Some(s) = self.subject
-                && !row_subjects(r.get_ref(3)?, || Ok(encoded.clone()))?.contains(s)
+                && !row_subjects(r.get_ref(3)?, r.get_ref(1)?)?.contains(s)
             {
                 continue;
             }
-            out.push(stored_event(seq, encoded, hash)?);
+            out.push(stored_event(last, r.get(1)?, r.get(2)?)?);
         }
         Ok((seen, last))
     }

@@ -62,6 +62,15 @@ pub(super) fn path_of(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The staging file opened for writing, made if missing, never truncated.
+fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
+}
+
 fn io(path: &Path, e: &std::io::Error) -> Error {
     Error::Unavailable(format!("audit staging file {}: {e}", path.display()))
 }
@@ -164,11 +173,7 @@ impl Staging {
     /// Opens the staging of `db`'s writer connection, moving in what a previous run left.
     pub(super) fn open(db: &Path, writer: &mut Connection) -> Result<Self> {
         let path = path_of(db);
-        let lock = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
+        let lock = open_file(&path)
             .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
         lock.try_lock().map_err(|e| match e {
             std::fs::TryLockError::WouldBlock => Error::Config(format!(
@@ -230,12 +235,7 @@ impl Staging {
         }
         // Opened for each group (a few microseconds): a file removed or replaced under the
         // server is noticed at the next append rather than written to unseen.
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)
-            .map_err(|e| io(&self.path, &e))?;
+        let f = open_file(&self.path).map_err(|e| io(&self.path, &e))?;
         let len = f.metadata().map_err(|e| io(&self.path, &e))?.len();
         let mut at = self.offset;
         if len < at {
@@ -299,11 +299,7 @@ impl Staging {
 
     /// Whether the staging file can be written now.
     pub(super) fn probe(&self) -> Result<()> {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&self.path)
+        open_file(&self.path)
             .map(drop)
             .map_err(|e| io(&self.path, &e))
     }
