@@ -50,9 +50,10 @@ pub(super) struct Staging {
     offset: u64,
     /// Records written since the file started over.
     written: usize,
-    /// The file, locked for as long as the store is open: another process (or store) on the
-    /// same `data.db` would extend the chains from heads that lack these staged events.
-    _lock: std::fs::File,
+    /// The file, open and locked for as long as the store is open (another process, or store,
+    /// on the same `data.db` would extend the chains from heads that lack these staged
+    /// events), and written through; the one at the path again if it is removed.
+    file: std::fs::File,
 }
 
 /// The staging file of a database file.
@@ -69,6 +70,22 @@ fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
         .create(true)
         .truncate(false)
         .open(path)
+}
+
+/// The staging file opened for writing and locked: one store owns it.
+fn lock_file(path: &Path) -> Result<std::fs::File> {
+    let f = open_file(path)
+        .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
+    f.try_lock().map_err(|e| match e {
+        std::fs::TryLockError::WouldBlock => Error::Config(format!(
+            "{} is in use by another boveda process (the audit staging file of its database is locked); one server owns a SQLite data directory",
+            path.display()
+        )),
+        std::fs::TryLockError::Error(e) => {
+            Error::Config(format!("cannot lock {}: {e}", path.display()))
+        }
+    })?;
+    Ok(f)
 }
 
 fn io(path: &Path, e: &std::io::Error) -> Error {
@@ -173,17 +190,7 @@ impl Staging {
     /// Opens the staging of `db`'s writer connection, moving in what a previous run left.
     pub(super) fn open(db: &Path, writer: &mut Connection) -> Result<Self> {
         let path = path_of(db);
-        let lock = open_file(&path)
-            .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
-        lock.try_lock().map_err(|e| match e {
-            std::fs::TryLockError::WouldBlock => Error::Config(format!(
-                "{} is in use by another boveda process (its audit staging file is locked); one server owns a SQLite data directory",
-                db.display()
-            )),
-            std::fs::TryLockError::Error(e) => {
-                Error::Config(format!("cannot lock {}: {e}", path.display()))
-            }
-        })?;
+        let file = lock_file(&path)?;
         let conn = Connection::open_with_flags(
             db,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -196,7 +203,7 @@ impl Staging {
             staged: std::collections::VecDeque::new(),
             offset: 0,
             written: 0,
-            _lock: lock,
+            file,
         };
         for (tenant, e) in recoverable(&s.path, |t| chain_head(&s.conn, t))? {
             s.heads.insert(tenant, (e.seq, e.hash));
@@ -233,10 +240,35 @@ impl Staging {
             record(&mut buf, &e.tenant, &stored);
             out.push(stored);
         }
-        // Opened for each group (a few microseconds): a file removed or replaced under the
-        // server is noticed at the next append rather than written to unseen.
-        let f = open_file(&self.path).map_err(|e| io(&self.path, &e))?;
-        let len = f.metadata().map_err(|e| io(&self.path, &e))?.len();
+        // A file removed, replaced or cut short under the server is noticed here rather than
+        // written to unseen. Only its link count and size are asked for: asking for its
+        // timestamps (as `metadata()` does) makes the next write change them at a fine grain,
+        // which costs the `fdatasync` a journal commit (about 45 µs of 90 here).
+        let st = rustix::fs::statx(
+            &self.file,
+            "",
+            rustix::fs::AtFlags::EMPTY_PATH,
+            rustix::fs::StatxFlags::NLINK | rustix::fs::StatxFlags::SIZE,
+        )
+        .map_err(|e| io(&self.path, &e.into()))?;
+        let mut len = st.stx_size;
+        if st.stx_nlink == 0 {
+            // Whatever is at the path now holds none of the staged events: it starts empty,
+            // and becomes the file only once it is.
+            let f = lock_file(&self.path).map_err(|e| match e {
+                Error::Config(m) => Error::Unavailable(m),
+                e => e,
+            })?;
+            f.set_len(0).map_err(|e| io(&self.path, &e))?;
+            // Its name in the directory must last too.
+            if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io(&self.path, &e))?;
+            }
+            self.file = f;
+            len = 0;
+        }
         let mut at = self.offset;
         if len < at {
             // Not the file the staged events were written to: write them again first.
@@ -249,8 +281,9 @@ impl Staging {
             at = 0;
             self.written = self.staged.len();
         }
-        f.write_all_at(&buf, at)
-            .and_then(|()| f.sync_data())
+        self.file
+            .write_all_at(&buf, at)
+            .and_then(|()| self.file.sync_data())
             .map_err(|e| io(&self.path, &e))?;
         self.offset = at + buf.len() as u64;
         self.written += events.len();
@@ -454,6 +487,27 @@ mod tests {
         assert_eq!(
             table(&c),
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![1u8; 16], 3)]
+        );
+    }
+
+    /// A staging file cut short under the server gets the staged events again too.
+    #[test]
+    fn a_truncated_file_gets_the_staged_events_again() {
+        let (_dir, db, mut c) = database();
+        let mut s = Staging::open(&db, &mut c).unwrap();
+        s.append(&[event(1), event(2)]).unwrap();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path_of(&db))
+            .unwrap()
+            .set_len(10)
+            .unwrap();
+        s.append(&[event(1)]).unwrap();
+        drop(s); // a crash
+        Staging::open(&db, &mut c).unwrap();
+        assert_eq!(
+            table(&c),
+            vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![2u8; 16], 1)]
         );
     }
 
