@@ -1453,7 +1453,7 @@ impl Vault {
             boveda_audit::Outcome::Allowed,
         );
         let records = rows.iter().map(|r| r.id.to_string()).collect();
-        self.audit(vec![Self::access(
+        let audited = self.audit(vec![Self::access(
             event,
             t,
             collection,
@@ -1462,16 +1462,22 @@ impl Vault {
             fields,
             purpose,
             Some(shown),
-        )])
-        .await?;
-        let deks = if shown == View::Redacted {
-            HashMap::new()
-        } else {
-            self.deks(tenant, t, &subjects).await?
+        )]);
+        // The keys are fetched and the values opened while the event is made durable; nothing
+        // leaves before it is, and a failed event fails the call.
+        let opened = async {
+            let deks = if shown == View::Redacted {
+                HashMap::new()
+            } else {
+                self.deks(tenant, t, &subjects).await?
+            };
+            rows.iter()
+                .map(|r| Self::show_record(tenant, spec, r, deks.get(&r.subject), view, caps))
+                .collect()
         };
-        rows.iter()
-            .map(|r| Self::show_record(tenant, spec, r, deks.get(&r.subject), view, caps))
-            .collect()
+        let (audited, opened) = tokio::join!(audited, opened);
+        audited?;
+        opened
     }
 
     fn show_record(
