@@ -302,6 +302,8 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
     let (off, _tmp_off) = start(false).await;
     let off_ids = Arc::new(insert_some(&off).await);
     let mut overhead = Vec::new();
+    // `AUDIT_AT=8,32,8b` measures only those settings (`b`: batch reads).
+    let only = std::env::var("AUDIT_AT").ok();
     for (workers, batch) in [
         (8, false),
         (32, false),
@@ -309,6 +311,13 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
         (512, false),
         (8, true),
     ] {
+        let name = format!("{workers}{}", if batch { "b" } else { "" });
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|s| s == name))
+        {
+            continue;
+        }
         // One round each to open the connections before timing.
         plain_reads(&api, &on_ids, workers, 0.3, batch).await;
         plain_reads(&off, &off_ids, workers, 0.3, batch).await;
