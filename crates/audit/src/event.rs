@@ -343,29 +343,39 @@ impl Event {
     /// # Errors
     /// [`Error::Undecodable`] exactly when `decode` fails.
     pub fn validate(bytes: &[u8]) -> Result<([u8; 16], u64), Error> {
+        Self::columns(bytes).map(|c| (c.tenant, c.seq))
+    }
+
+    /// The fields a store keeps in columns to search by, read in place: checks that `bytes`
+    /// decode exactly as [`Event::decode`] would, without allocating.
+    ///
+    /// # Errors
+    /// [`Error::Undecodable`] exactly when `decode` fails.
+    pub fn columns(bytes: &[u8]) -> Result<Columns<'_>, Error> {
         let mut r = Reader(bytes);
         if r.u8()? != VERSION {
             return Err(Error::Undecodable("unknown event version"));
         }
         let tenant = r.array::<16>()?;
         let seq = u64::from_be_bytes(r.array()?);
-        r.take(8)?; // at_ms
-        r.skip_string()?; // principal
+        let at_ms = i64::from_be_bytes(r.array()?);
+        let principal = r.str_bytes()?;
         r.skip_string()?; // principal_kind
         r.skip_strings()?; // roles
         r.skip_opt_string()?; // session
         if r.tag()? {
             r.take(8)?; // mfa_at_ms
         }
-        r.skip_string()?; // action
-        Outcome::from_code(r.u8()?).ok_or(Error::Undecodable("unknown outcome code"))?;
-        r.skip_opt_string()?; // collection
+        let action = r.str_bytes()?;
+        let outcome =
+            Outcome::from_code(r.u8()?).ok_or(Error::Undecodable("unknown outcome code"))?;
+        let collection = r.opt_str()?;
         r.skip_strings()?; // records
         let n = r.list_len(32)?;
-        r.take(n * 32)?; // subjects; list_len bounds n
+        let subjects = r.take(n * 32)?; // list_len bounds n
         r.skip_strings()?; // fields
         r.skip_opt_string()?; // grade
-        r.skip_opt_string()?; // purpose
+        let purpose = r.opt_str()?;
         r.skip_opt_string()?; // view
         r.skip_string()?; // request_id
         if r.tag()? {
@@ -375,7 +385,17 @@ impl Event {
         if !r.0.is_empty() {
             return Err(Error::Undecodable("trailing bytes"));
         }
-        Ok((tenant, seq))
+        Ok(Columns {
+            tenant,
+            seq,
+            at_ms,
+            principal,
+            action,
+            outcome,
+            collection,
+            purpose,
+            subjects,
+        })
     }
 
     /// Reads the version, tenant and sequence number from the fixed-size head of encoded bytes
@@ -392,6 +412,30 @@ impl Event {
         let seq = u64::from_be_bytes(r.array()?);
         Ok((tenant, seq))
     }
+}
+
+/// The fields of an encoded event that stores keep in columns, borrowed from its bytes
+/// ([`Event::columns`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Columns<'a> {
+    /// Tenant id.
+    pub tenant: [u8; 16],
+    /// Sequence number.
+    pub seq: u64,
+    /// When, Unix milliseconds.
+    pub at_ms: i64,
+    /// Principal id.
+    pub principal: &'a str,
+    /// Action.
+    pub action: &'a str,
+    /// Outcome.
+    pub outcome: Outcome,
+    /// Collection.
+    pub collection: Option<&'a str>,
+    /// Purpose.
+    pub purpose: Option<&'a str>,
+    /// The subject pseudonyms, 32 bytes each, one after another.
+    pub subjects: &'a [u8],
 }
 
 struct Writer(Vec<u8>);
@@ -426,8 +470,8 @@ impl Writer {
 
 struct Reader<'a>(&'a [u8]);
 
-impl Reader<'_> {
-    fn take(&mut self, n: usize) -> Result<&[u8], Error> {
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], Error> {
         if self.0.len() < n {
             return Err(Error::Undecodable("truncated"));
         }
@@ -468,7 +512,7 @@ impl Reader<'_> {
     fn string(&mut self) -> Result<String, Error> {
         self.str_bytes().map(str::to_owned)
     }
-    fn str_bytes(&mut self) -> Result<&str, Error> {
+    fn str_bytes(&mut self) -> Result<&'a str, Error> {
         let n = self.raw_len()?;
         if n > MAX_STRING_LEN {
             return Err(Error::Undecodable("string longer than the limit"));
@@ -485,10 +529,14 @@ impl Reader<'_> {
         Ok(())
     }
     fn skip_opt_string(&mut self) -> Result<(), Error> {
+        self.opt_str().map(|_| ())
+    }
+    fn opt_str(&mut self) -> Result<Option<&'a str>, Error> {
         if self.tag()? {
-            self.skip_string()?;
+            self.str_bytes().map(Some)
+        } else {
+            Ok(None)
         }
-        Ok(())
     }
     fn strings(&mut self) -> Result<Vec<String>, Error> {
         let n = self.list_len(4)?;
@@ -499,11 +547,7 @@ impl Reader<'_> {
         Ok(out)
     }
     fn opt_string(&mut self) -> Result<Option<String>, Error> {
-        if self.tag()? {
-            Ok(Some(self.string()?))
-        } else {
-            Ok(None)
-        }
+        Ok(self.opt_str()?.map(str::to_owned))
     }
 }
 

@@ -34,6 +34,6 @@ pub use analytics::{Alert, AlertKind, Analyzer, Hours, MAX_ALERT_EVENTS, Thresho
 pub use chain::{Chain, StoredEvent, genesis, link_hash};
 pub use checkpoint::Checkpoint;
 pub use error::Error;
-pub use event::{AuditKey, Event, MAX_LIST_LEN, MAX_STRING_LEN, Outcome, VERSION};
+pub use event::{AuditKey, Columns, Event, MAX_LIST_LEN, MAX_STRING_LEN, Outcome, VERSION};
 pub use export::{from_json_line, to_cef, to_json_line};
 pub use verify::{Problem, Report, VerifierState, verify};

@@ -719,8 +719,9 @@ fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Res
 }
 
 /// One row of `audit_events`: the chained event and the columns searches filter on.
-fn insert_event(c: &Connection, e: &AuditEvent, s: &StoredEvent) -> Result<()> {
-    let subjects = e.subjects.concat();
+/// Inserts a chained event with the columns searched by, read from its encoding in place.
+fn insert_event(c: &Connection, s: &StoredEvent) -> Result<()> {
+    let e = AuditEvent::columns(&s.encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
     c.prepare_cached(
         "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -736,7 +737,7 @@ fn insert_event(c: &Connection, e: &AuditEvent, s: &StoredEvent) -> Result<()> {
         e.collection,
         e.purpose,
         e.outcome.as_str(),
-        subjects
+        e.subjects
     ])?;
     Ok(())
 }
@@ -761,7 +762,7 @@ fn append_audit_tx(
         let encoded = e.encode_as(seq);
         let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
         let stored = StoredEvent { seq, encoded, hash };
-        insert_event(tx, e, &stored)?;
+        insert_event(tx, &stored)?;
         heads.insert(e.tenant, (seq, hash));
         out.push(stored);
     }

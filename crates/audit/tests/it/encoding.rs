@@ -68,7 +68,17 @@ proptest! {
         let decoded = Event::decode(&bytes);
         prop_assert_eq!(decoded.is_ok(), Event::validate(&bytes).is_ok());
         if let Ok(d) = decoded {
-            prop_assert_eq!(d.encode(), bytes);
+            prop_assert_eq!(&d.encode(), &bytes);
+            // The columns read in place are the decoded event's.
+            let c = Event::columns(&bytes).unwrap();
+            prop_assert_eq!(
+                (c.tenant, c.seq, c.at_ms, c.principal, c.action, c.outcome),
+                (d.tenant, d.seq, d.at_ms, d.principal.as_str(), d.action.as_str(), d.outcome)
+            );
+            prop_assert_eq!(
+                (c.collection, c.purpose, c.subjects.to_vec()),
+                (d.collection.as_deref(), d.purpose.as_deref(), d.subjects.concat())
+            );
         }
     }
 

@@ -94,22 +94,23 @@ fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Option<Vec<u16>
 /// subjects), or for a row stored before the column existed (NULL), those of its `encoded`
 /// event.
 fn row_subjects(subjects: ValueRef<'_>, encoded: ValueRef<'_>) -> Result<Vec<[u8; 32]>> {
-    match subjects {
-        ValueRef::Blob(b) => Ok(b
-            .chunks_exact(32)
-            .map(|s| {
-                let mut a = [0u8; 32];
-                a.copy_from_slice(s);
-                a
-            })
-            .collect()),
+    let all = match subjects {
+        ValueRef::Blob(b) => b,
         _ => encoded
             .as_blob()
             .ok()
-            .and_then(|b| AuditEvent::decode(b).ok())
-            .map(|e| e.subjects)
-            .ok_or(Error::Corrupt("audit_events")),
-    }
+            .and_then(|b| AuditEvent::columns(b).ok())
+            .map(|c| c.subjects)
+            .ok_or(Error::Corrupt("audit_events"))?,
+    };
+    Ok(all
+        .chunks_exact(32)
+        .map(|s| {
+            let mut a = [0u8; 32];
+            a.copy_from_slice(s);
+            a
+        })
+        .collect())
 }
 
 /// Summarises the full blocks after each tenant's mark, up to [`BLOCKS_PER_BATCH`] in one

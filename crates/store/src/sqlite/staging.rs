@@ -174,9 +174,7 @@ pub(super) fn move_in(conn: &mut Connection, rows: &[([u8; 16], StoredEvent)]) -
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
     for (tenant, e) in rows {
-        let event =
-            AuditEvent::decode(&e.encoded).map_err(|_| Error::Corrupt("audit staging file"))?;
-        insert_event(&tx, &event, e)?;
+        insert_event(&tx, e)?;
         last.insert(*tenant, (e.seq, e.hash));
     }
     for (tenant, (seq, hash)) in last {
