@@ -173,6 +173,8 @@ pub async fn prepare_with(
         let _ = std::fs::set_permissions(&cfg.data_dir, std::fs::Permissions::from_mode(0o700));
     }
     let (root, root_key_created) = root_key(cfg)?;
+    // The recorder first: the vault sets its gauges as it opens.
+    crate::metrics_handle();
     let store = store(cfg).await?;
     let vault = Vault::open(store, root, vault_config).await?;
     let tls = match (&cfg.server.tls_cert, &cfg.server.tls_key) {

@@ -101,6 +101,22 @@ fn init_serve_and_client_commands() {
 
     let mut s = serve(&dir);
     let ca = dir.join("tls/dev-cert.pem");
+    // The journal's health is exported from the start, before any data call.
+    let metrics = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let pem = std::fs::read(&ca).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([reqwest::Certificate::from_pem(&pem).unwrap()])
+            .build()
+            .unwrap()
+            .get(format!("{}/metrics", s.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(metrics.contains("boveda_audit_available 1"), "{metrics}");
     let token_file = dir.join("bootstrap-operator.token");
     let conn = |extra: &[&str]| -> Vec<String> {
         let mut v: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
