@@ -54,8 +54,14 @@ impl Drop for Expected<'_> {
     }
 }
 
+/// Sets the journal's health; the gauge is set only when it changes (and at start).
 fn set_health(healthy: &AtomicBool, ok: bool) {
-    healthy.store(ok, Ordering::Relaxed);
+    if healthy.swap(ok, Ordering::Relaxed) != ok {
+        set_gauge(ok);
+    }
+}
+
+fn set_gauge(ok: bool) {
     metrics::gauge!("boveda_audit_available").set(if ok { 1.0 } else { 0.0 });
 }
 
@@ -76,7 +82,7 @@ impl Journal {
         let signing = SigningKey::from_seed(&root.unwrap(&wrapped, &aad)?)?;
         let (tx, mut rx) = mpsc::channel::<Pending>(4096);
         let healthy = Arc::new(AtomicBool::new(true));
-        set_health(&healthy, true);
+        set_gauge(true);
         let h = Arc::clone(&healthy);
         let expected = Arc::new(AtomicUsize::new(0));
         let e = Arc::clone(&expected);
