@@ -239,7 +239,9 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes a tenant's events up to and including `seq` (retention). Checkpoints stay, so
     /// the remaining chain still verifies from the checkpoint at `seq`.
     async fn prune_audit(&self, tenant: TenantId, seq: u64) -> Result<u64>;
-    /// Stores a signed checkpoint.
+    /// Stores a signed checkpoint, never ahead of the events it covers: at once when they are
+    /// all in the store; on SQLite, one of staged read events goes in with the move that takes
+    /// them in (durable from then on), so that making it never waits for that move.
     async fn add_checkpoint(&self, checkpoint: &Checkpoint) -> Result<()>;
     /// A tenant's checkpoints, in sequence order.
     async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>>;

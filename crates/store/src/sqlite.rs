@@ -181,9 +181,9 @@ impl Writer {
         let Some(s) = &self.staging else {
             return Ok(false);
         };
-        let rows = locked(s)?.pending(most);
-        staging::move_in(&mut self.conn, &rows)?;
-        Ok(locked(s)?.moved(rows.len()))
+        let pending = locked(s)?.pending(most);
+        staging::move_in(&mut self.conn, &pending)?;
+        Ok(locked(s)?.moved(&pending))
     }
 }
 
@@ -739,6 +739,14 @@ fn insert_event(c: &Connection, s: &StoredEvent) -> Result<()> {
         e.outcome.as_str(),
         e.subjects
     ])?;
+    Ok(())
+}
+
+fn insert_checkpoint(c: &Connection, cp: &Checkpoint) -> Result<()> {
+    c.prepare_cached(
+        "INSERT OR IGNORE INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![&cp.tenant[..], cp.seq as i64, &cp.hash[..], cp.at_ms, &cp.key_id[..], cp.signature])?;
     Ok(())
 }
 
@@ -1894,22 +1902,24 @@ impl Store for SqliteStore {
     }
 
     async fn add_checkpoint(&self, cp: &Checkpoint) -> Result<()> {
+        // A checkpoint of staged events goes in with the move that completes them, without
+        // waiting for it; one of events all in the table goes in now.
+        if let Some(s) = self.data.staging.clone() {
+            let c = cp.clone();
+            let deferred = tokio::task::spawn_blocking(move || locked(&s).map(|mut g| g.defer(&c)))
+                .await
+                .map_err(|_| Error::Unavailable("sqlite task failed".into()))??;
+            if deferred {
+                let _ = self.data.wrote.try_send(());
+                return Ok(());
+            }
+        }
         let cp = cp.clone();
-        self.data
-            .with_writer(move |w| {
-                // The events it covers go in first (without holding the staging through the
-                // move): a checkpoint never gets ahead of the table's events.
-                w.flush(usize::MAX)?;
-                w.conn.execute(
-                    "INSERT OR IGNORE INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                    params![&cp.tenant[..], cp.seq as i64, &cp.hash[..], cp.at_ms, &cp.key_id[..], cp.signature],
-                )?;
-                Ok(())
-            })
-            .await
+        self.data.write(move |c| insert_checkpoint(c, &cp)).await
     }
 
     async fn checkpoints(&self, tenant: TenantId) -> Result<Vec<Checkpoint>> {
+        self.data.flush_staged().await?;
         self.data
             .read(move |c| {
                 let mut st = c.prepare_cached("SELECT seq, CAST(hash AS BLOB), at_ms, CAST(key_id AS BLOB), CAST(signature AS BLOB) FROM audit_checkpoints WHERE tenant = ?1 ORDER BY seq")?;

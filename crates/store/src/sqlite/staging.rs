@@ -20,8 +20,8 @@
 //! if it extends its tenant's chain (the next sequence number, and its hash links): reading
 //! stops at a torn record, whose append never returned, and skips the older ones.
 
-use super::{chain_head, insert_event, set_head};
-use crate::{AuditEvent, Error, Result, StoredEvent};
+use super::{chain_head, insert_checkpoint, insert_event, set_head};
+use crate::{AuditEvent, Checkpoint, Error, Result, StoredEvent};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
@@ -35,6 +35,9 @@ pub(super) const MOST: usize = 65_536;
 /// Bytes of a record before its encoded event: tenant, sequence number, hash, length.
 const HEADER: usize = 16 + 8 + 32 + 4;
 
+/// What a move takes in: staged events, and the checkpoints they complete.
+pub(super) type Pending = (Vec<([u8; 16], StoredEvent)>, Vec<Checkpoint>);
+
 /// The staged events and the heads of their chains.
 pub(super) struct Staging {
     path: PathBuf,
@@ -46,6 +49,10 @@ pub(super) struct Staging {
     /// the table last changed under a write.
     heads: HashMap<[u8; 16], (u64, [u8; 32])>,
     staged: std::collections::VecDeque<([u8; 16], StoredEvent)>,
+    /// Checkpoints of staged events, inserted by the move that takes in the last event each
+    /// covers: a checkpoint never gets ahead of the table, and making one never waits for a
+    /// move. One made just before a crash is lost (the next one covers its events).
+    checkpoints: Vec<Checkpoint>,
     /// Where the next record goes: the end of the staged ones.
     offset: u64,
     /// Records written since the file started over.
@@ -165,10 +172,10 @@ fn read(path: &Path) -> Result<Vec<([u8; 16], StoredEvent)>> {
     Ok(out)
 }
 
-/// Inserts staged events into `audit_events` and moves their chains' heads, in one
-/// transaction.
-pub(super) fn move_in(conn: &mut Connection, rows: &[([u8; 16], StoredEvent)]) -> Result<()> {
-    if rows.is_empty() {
+/// Inserts staged events into `audit_events`, moves their chains' heads and inserts the
+/// checkpoints they complete, in one transaction.
+pub(super) fn move_in(conn: &mut Connection, (rows, checkpoints): &Pending) -> Result<()> {
+    if rows.is_empty() && checkpoints.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -179,6 +186,9 @@ pub(super) fn move_in(conn: &mut Connection, rows: &[([u8; 16], StoredEvent)]) -
     }
     for (tenant, (seq, hash)) in last {
         set_head(&tx, &tenant, seq, &hash)?;
+    }
+    for cp in checkpoints {
+        insert_checkpoint(&tx, cp)?;
     }
     tx.commit()?;
     Ok(())
@@ -199,6 +209,7 @@ impl Staging {
             conn,
             heads: HashMap::new(),
             staged: std::collections::VecDeque::new(),
+            checkpoints: Vec::new(),
             offset: 0,
             written: 0,
             file,
@@ -294,19 +305,47 @@ impl Staging {
     /// Moves up to `most` staged events into `audit_events` in one transaction, holding the
     /// staging throughout (a write's move). Returns whether some are left.
     pub(super) fn flush(&mut self, conn: &mut Connection, most: usize) -> Result<bool> {
-        let rows = self.pending(most);
-        move_in(conn, &rows)?;
-        Ok(self.moved(rows.len()))
+        let pending = self.pending(most);
+        move_in(conn, &pending)?;
+        Ok(self.moved(&pending))
     }
 
-    /// Copies of the first `most` staged events, for a move.
-    pub(super) fn pending(&self, most: usize) -> Vec<([u8; 16], StoredEvent)> {
-        self.staged.iter().take(most).cloned().collect()
+    /// Copies of the first `most` staged events, and of the checkpoints no later staged event
+    /// is behind, for a move.
+    pub(super) fn pending(&self, most: usize) -> Pending {
+        let rows: Vec<_> = self.staged.iter().take(most).cloned().collect();
+        let left = || self.staged.iter().skip(rows.len());
+        let checkpoints = self
+            .checkpoints
+            .iter()
+            .filter(|cp| !left().any(|(t, e)| *t == cp.tenant && e.seq <= cp.seq))
+            .cloned()
+            .collect();
+        (rows, checkpoints)
     }
 
-    /// Drops the first `n` staged events, which a move committed; the file starts over once
-    /// none is left. Returns whether some are left.
-    pub(super) fn moved(&mut self, n: usize) -> bool {
+    /// Keeps a checkpoint for the move that completes its events if some are staged; returns
+    /// whether it did (otherwise its events are all in the table).
+    pub(super) fn defer(&mut self, cp: &Checkpoint) -> bool {
+        let staged = self
+            .staged
+            .iter()
+            .any(|(t, e)| *t == cp.tenant && e.seq <= cp.seq);
+        if staged {
+            self.checkpoints.push(cp.clone());
+        }
+        staged
+    }
+
+    /// Drops what a move committed; the file starts over once no event is left. Returns
+    /// whether some are left.
+    pub(super) fn moved(&mut self, (rows, checkpoints): &Pending) -> bool {
+        self.checkpoints.retain(|c| {
+            !checkpoints
+                .iter()
+                .any(|d| (d.tenant, d.seq) == (c.tenant, c.seq))
+        });
+        let n = rows.len();
         self.staged.drain(..n.min(self.staged.len()));
         if self.staged.is_empty() {
             // Everything in the file is in the table, durably: the next group overwrites it.
@@ -507,6 +546,33 @@ mod tests {
             table(&c),
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![2u8; 16], 1)]
         );
+    }
+
+    /// A checkpoint of staged events waits for the move that completes them, goes in with
+    /// it, and never before; one of events already in the table is not kept.
+    #[test]
+    fn checkpoints_go_in_with_the_move_that_completes_their_events() {
+        let (_dir, db, mut c) = database();
+        let mut s = Staging::open(&db, &mut c).unwrap();
+        let key = boveda_crypto::sign::SigningKey::generate().unwrap();
+        let out = s.append(&[event(1), event(2), event(1)]).unwrap();
+        let cp = |t: u8, e: &StoredEvent| Checkpoint::sign([t; 16], e.seq, e.hash, 0, &key);
+        let (first, second) = (cp(1, &out[0]), cp(1, &out[2]));
+        assert!(s.defer(&first) && s.defer(&second));
+        let stored = |c: &Connection| -> Vec<i64> {
+            c.prepare("SELECT seq FROM audit_checkpoints ORDER BY seq")
+                .unwrap()
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap()
+        };
+        s.flush(&mut c, 2).unwrap(); // tenant 1's first event and tenant 2's
+        assert_eq!(stored(&c), vec![1], "the second waits for its event");
+        s.flush(&mut c, 2).unwrap();
+        assert_eq!(stored(&c), vec![1, 2]);
+        assert!(!s.defer(&second), "its events are in the table");
+        assert!(s.checkpoints.is_empty());
     }
 
     /// A staged record whose hash does not link to its chain stops recovery there.
