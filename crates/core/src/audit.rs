@@ -54,10 +54,13 @@ impl Drop for Expected<'_> {
     }
 }
 
-/// Sets the journal's health; the gauge is set only when it changes (and at start).
+/// Sets the journal's health; the gauge is set only when it changes (and at start), to
+/// the value current under a lock: concurrent changes cannot leave it stale.
 fn set_health(healthy: &AtomicBool, ok: bool) {
+    static GAUGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     if healthy.swap(ok, Ordering::Relaxed) != ok {
-        set_gauge(ok);
+        let _g = GAUGE.lock();
+        set_gauge(healthy.load(Ordering::Relaxed));
     }
 }
 
