@@ -527,27 +527,36 @@ mod tests {
         Staging::open(&db, &mut c).unwrap();
     }
 
+    /// Stages events of tenants 1 and `second`, lets `disturb` act on the staging file (given
+    /// the database's directory), stages one more event of tenant 1, then crashes and opens
+    /// again: the records in the file before the crash, and the table after.
+    fn crash_after(
+        second: u8,
+        disturb: impl FnOnce(&Path, &Path),
+    ) -> (Vec<u64>, Vec<(Vec<u8>, i64)>) {
+        let (dir, db, mut c) = database();
+        let mut s = Staging::open(&db, &mut c).unwrap();
+        s.append(&[event(1), event(second)]).unwrap();
+        disturb(&path_of(&db), dir.path());
+        s.append(&[event(1)]).unwrap();
+        let on_disk = read(&path_of(&db))
+            .unwrap()
+            .iter()
+            .map(|(_, e)| e.seq)
+            .collect();
+        drop(s); // a crash
+        Staging::open(&db, &mut c).unwrap();
+        (on_disk, table(&c))
+    }
+
     /// A staging file removed under the server is written again whole at the next append, so
     /// a crash after it loses no staged event.
     #[test]
     fn a_replaced_file_gets_the_staged_events_again() {
-        let (_dir, db, mut c) = database();
-        let mut s = Staging::open(&db, &mut c).unwrap();
-        s.append(&[event(1), event(1)]).unwrap();
-        std::fs::remove_file(path_of(&db)).unwrap();
-        s.append(&[event(1)]).unwrap();
+        let (on_disk, table) = crash_after(1, |file, _| std::fs::remove_file(file).unwrap());
+        assert_eq!(on_disk, vec![1, 2, 3]);
         assert_eq!(
-            read(&path_of(&db))
-                .unwrap()
-                .iter()
-                .map(|(_, e)| e.seq)
-                .collect::<Vec<_>>(),
-            vec![1, 2, 3]
-        );
-        drop(s); // a crash
-        Staging::open(&db, &mut c).unwrap();
-        assert_eq!(
-            table(&c),
+            table,
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![1u8; 16], 3)]
         );
     }
@@ -556,15 +565,11 @@ mod tests {
     /// a new file with every staged event.
     #[test]
     fn a_file_renamed_away_is_replaced_at_the_path() {
-        let (dir, db, mut c) = database();
-        let mut s = Staging::open(&db, &mut c).unwrap();
-        s.append(&[event(1), event(1)]).unwrap();
-        std::fs::rename(path_of(&db), dir.path().join("elsewhere")).unwrap();
-        s.append(&[event(1)]).unwrap();
-        drop(s); // a crash
-        Staging::open(&db, &mut c).unwrap();
+        let (_, table) = crash_after(1, |file, dir| {
+            std::fs::rename(file, dir.join("elsewhere")).unwrap();
+        });
         assert_eq!(
-            table(&c),
+            table,
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![1u8; 16], 3)]
         );
     }
@@ -572,20 +577,16 @@ mod tests {
     /// A staging file cut short under the server gets the staged events again too.
     #[test]
     fn a_truncated_file_gets_the_staged_events_again() {
-        let (_dir, db, mut c) = database();
-        let mut s = Staging::open(&db, &mut c).unwrap();
-        s.append(&[event(1), event(2)]).unwrap();
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(path_of(&db))
-            .unwrap()
-            .set_len(10)
-            .unwrap();
-        s.append(&[event(1)]).unwrap();
-        drop(s); // a crash
-        Staging::open(&db, &mut c).unwrap();
+        let (_, table) = crash_after(2, |file, _| {
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(file)
+                .unwrap()
+                .set_len(10)
+                .unwrap();
+        });
         assert_eq!(
-            table(&c),
+            table,
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![2u8; 16], 1)]
         );
     }
