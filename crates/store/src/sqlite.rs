@@ -200,7 +200,8 @@ struct Db {
 
 /// Copies the WAL back into the database file off the request path: the writer never
 /// checkpoints (`wal_autocheckpoint=0`), this thread does, at most every 100 ms after writes,
-/// so a page changed by many commits is copied and synced once. PASSIVE never blocks the
+/// so a page changed by many commits is copied and synced once; it moves staged audit events
+/// in at most every [`MOVE_EVERY`]. PASSIVE never blocks the
 /// writer or readers. Under a steady stream of reads a passive checkpoint never lets the WAL
 /// start over (checkpoint starvation), and every read then searches a longer WAL index; past
 /// [`WAL_RESTART_FRAMES`] a RESTART checkpoint waits for the readers of old snapshots (they
@@ -214,6 +215,7 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
     // of 10 M events once grew the WAL to 70 GB that way. Work left over starts the next
     // round without waiting for a write.
     let mut left = false;
+    let mut moved_at: Option<std::time::Instant> = None;
     loop {
         let stopped = if left {
             matches!(
@@ -229,8 +231,14 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
         std::thread::sleep(std::time::Duration::from_millis(100));
         while wrote.try_recv().is_ok() {}
         left = false;
-        if let Err(e) = move_staged(&upkeep.0) {
-            tracing::warn!(error = %e, "moving staged audit events failed; retried after the next append");
+        if moved_at.is_none_or(|t| t.elapsed() >= MOVE_EVERY) {
+            moved_at = Some(std::time::Instant::now());
+            if let Err(e) = move_staged(&upkeep.0) {
+                tracing::warn!(error = %e, "moving staged audit events failed; retried after the next append");
+            }
+        } else {
+            // Staged events wait for their move: the next round comes without a write.
+            left = true;
         }
         if let Some(work) = upkeep.1 {
             left |= run_upkeep(&upkeep.0, |w| work(&mut w.conn));
@@ -254,6 +262,16 @@ type Upkeep = (
     Arc<Mutex<Writer>>,
     Option<fn(&mut Connection) -> Result<bool>>,
 );
+
+/// How often the checkpointer thread moves staged audit events into the table. Each move is
+/// a transaction synced to disk and then a checkpoint; under a stream of reads, moves a
+/// second apart each take in many events, rewrite the table's last pages once rather than ten
+/// times, and leave the disk to the reads' own fsyncs: in three paired runs of the audit
+/// bench against moves 100 ms apart, about 3 points less overhead at every setting (means
+/// 43.6 against 46.5 % at 8 clients, 13.4 against 16.6 % at 32, 5.8 against 8.5 % at 128,
+/// 11.3 against 13.7 % for batch reads). Writes and audit queries move what is staged
+/// themselves, first.
+const MOVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Staged audit events moved into the table per transaction of the checkpointer thread.
 const STAGED_MOVE: usize = 1024;
@@ -406,6 +424,12 @@ impl Db {
         self.with_writer(move |w| {
             // The staging stays locked until the write commits: an append meanwhile would
             // take the sequence numbers the write's events take.
+            if w.staging.is_none() {
+                return f(&mut w.conn);
+            }
+            // What is staged goes in first without the staging held, so that reads go on
+            // appending meanwhile; then, held, what they appended since.
+            w.flush(usize::MAX)?;
             let Some(s) = &w.staging else {
                 return f(&mut w.conn);
             };

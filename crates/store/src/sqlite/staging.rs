@@ -1,7 +1,8 @@
 //! The read path's audit events on SQLite: durable in an append-only file next to `data.db`
 //! (`data.db-audit`) before the response leaves, one write and one `fdatasync` per group
-//! commit, then moved into `audit_events` in bulk: by the checkpointer thread after appends,
-//! and before any other write or audit query, so the table is whole wherever it is read.
+//! commit, then moved into `audit_events` in bulk: by the checkpointer thread after appends
+//! (at most every second), and before any other write or audit query, so the table is whole
+//! wherever it is read.
 //! The staging has its own lock: a move holds it only to copy the events out and to drop them
 //! once committed, so reads go on appending while the table takes them in.
 //!
