@@ -201,9 +201,9 @@ struct Db {
 /// Copies the WAL back into the database file off the request path: the writer never
 /// checkpoints (`wal_autocheckpoint=0`), this thread does, at most every 100 ms after writes,
 /// so a page changed by many commits is copied and synced once; it moves staged audit events
-/// in at most every [`MOVE_EVERY`]. PASSIVE never blocks the
-/// writer or readers. Under a steady stream of reads a passive checkpoint never lets the WAL
-/// start over (checkpoint starvation), and every read then searches a longer WAL index; past
+/// in at most every [`MOVE_EVERY`]. PASSIVE never blocks the writer or readers. Under a steady
+/// stream of reads a passive checkpoint never lets the WAL start over (checkpoint
+/// starvation), and every read then searches a longer WAL index; past
 /// [`WAL_RESTART_FRAMES`] a RESTART checkpoint waits for the readers of old snapshots (they
 /// are short) so that the next write starts the WAL from the beginning.
 fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: Upkeep) {
@@ -422,18 +422,15 @@ impl Db {
         F: FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     {
         self.with_writer(move |w| {
-            // The staging stays locked until the write commits: an append meanwhile would
-            // take the sequence numbers the write's events take.
-            if w.staging.is_none() {
-                return f(&mut w.conn);
-            }
-            // What is staged goes in first without the staging held, so that reads go on
-            // appending meanwhile; then, held, what they appended since.
-            w.flush(usize::MAX)?;
-            let Some(s) = &w.staging else {
+            let Some(s) = w.staging.clone() else {
                 return f(&mut w.conn);
             };
-            let mut s = locked(s)?;
+            // What is staged goes in first without the staging held, so that reads go on
+            // appending meanwhile; then, held, what they appended since. The staging stays
+            // locked until the write commits: an append meanwhile would take the sequence
+            // numbers the write's events take.
+            w.flush(usize::MAX)?;
+            let mut s = locked(&s)?;
             s.flush(&mut w.conn, usize::MAX)?;
             let out = f(&mut w.conn);
             s.forget_heads();

@@ -26,6 +26,19 @@ async fn sqlite_passes_the_conformance_suite() {
     assert_eq!(store.backend(), "sqlite");
 }
 
+/// An allowed read's audit event of `tenant`.
+fn read_event(tenant: [u8; 16]) -> boveda_store::AuditEvent {
+    boveda_store::AuditEvent::new(
+        tenant,
+        0,
+        "p",
+        "service",
+        "record.read",
+        boveda_audit::Outcome::Allowed,
+        "r",
+    )
+}
+
 /// Events staged while the checkpointer thread's move is not yet due are moved in anyway,
 /// within about a second, with no append or write after them to nudge it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -54,17 +67,7 @@ async fn sqlite_staged_audit_events_are_moved_in_without_another_nudge() {
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
     };
-    let event = || {
-        std::sync::Arc::new(vec![boveda_store::AuditEvent::new(
-            tenant,
-            0,
-            "p",
-            "service",
-            "record.read",
-            boveda_audit::Outcome::Allowed,
-            "r",
-        )])
-    };
+    let event = || std::sync::Arc::new(vec![read_event(tenant)]);
     store.append_audit(event()).await.unwrap();
     assert!(in_table(1), "the first event was not moved in");
     // Appended just after a move: its own is not due for about a second.
@@ -85,19 +88,7 @@ async fn sqlite_staged_audit_events_are_bounded_under_a_burst() {
     let tenant = [9u8; 16];
     let mut last = None;
     for _ in 0..15 {
-        let batch: Vec<boveda_store::AuditEvent> = (0..5_000)
-            .map(|_| {
-                boveda_store::AuditEvent::new(
-                    tenant,
-                    0,
-                    "p",
-                    "service",
-                    "record.read",
-                    boveda_audit::Outcome::Allowed,
-                    "r",
-                )
-            })
-            .collect();
+        let batch: Vec<boveda_store::AuditEvent> = (0..5_000).map(|_| read_event(tenant)).collect();
         last = store
             .append_audit(std::sync::Arc::new(batch))
             .await
