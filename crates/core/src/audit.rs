@@ -5,7 +5,7 @@
 //! Writes carry their events into the store's own transaction. Reads and other events go
 //! through a group-commit appender: concurrent requests' events share one transaction (one
 //! fsync), and each request waits until its events are durable. A commit waits (at most
-//! 2 ms) for the reads already under way, so that under load one fsync serves many reads. If
+//! 1 ms) for the reads already under way, so that under load one fsync serves many reads. If
 //! the journal cannot be written, the request fails with [`Error::AuditUnavailable`] (503) and
 //! nothing is served; readiness reports it, and the next successful append restores service
 //! by itself.
@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot};
 const SIGNING_SEED: &str = "audit_signing_seed";
 const MAX_GROUP: usize = 1024;
 /// The longest a commit waits for reads under way to join it.
-const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(2);
+const MAX_WAIT: std::time::Duration = std::time::Duration::from_millis(1);
 
 /// Events with their places in the chain.
 type Appended = (Vec<Event>, Vec<StoredEvent>);
