@@ -238,7 +238,7 @@ fn checkpointer(conn: Connection, wrote: std::sync::mpsc::Receiver<()>, upkeep: 
             }
         } else {
             // Staged events wait for their move: the next round comes without a write.
-            left = true;
+            left = staged(&upkeep.0);
         }
         if let Some(work) = upkeep.1 {
             left |= run_upkeep(&upkeep.0, |w| work(&mut w.conn));
@@ -310,6 +310,16 @@ fn move_staged(writer: &Mutex<Writer>) -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(1));
     }
     lock(writer, "sqlite writer")?.flush_all()
+}
+
+/// Whether audit events wait in the staging for their move (a poisoned lock counts as no: as
+/// for a failed move, the next append nudges the checkpointer again).
+fn staged(writer: &Mutex<Writer>) -> bool {
+    lock(writer, "sqlite writer").is_ok_and(|w| {
+        w.staging
+            .as_deref()
+            .is_some_and(|s| locked(s).is_ok_and(|s| !s.is_empty()))
+    })
 }
 
 /// WAL length (in pages) past which the checkpointer makes the WAL start over.

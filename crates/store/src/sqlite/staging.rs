@@ -381,6 +381,11 @@ impl Staging {
         !self.staged.is_empty()
     }
 
+    /// Whether no event waits for its move.
+    pub(super) fn is_empty(&self) -> bool {
+        self.staged.is_empty()
+    }
+
     /// Whether appends should first help move the staged events in ([`MOST`]).
     pub(super) fn full(&self) -> bool {
         self.written >= MOST
