@@ -14,7 +14,6 @@ use crate::{
 };
 use rusqlite::{Connection, OpenFlags, OptionalExtension, TransactionBehavior, params};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 mod blocks;
@@ -192,8 +191,8 @@ struct Db {
     writer: Arc<Mutex<Writer>>,
     /// The read path's audit events (`data.db` only), appended without the writer lock.
     staging: Option<Arc<Mutex<staging::Staging>>>,
-    readers: Arc<Vec<Mutex<Connection>>>,
-    next: AtomicUsize,
+    /// Reads for the reader threads.
+    readers: std::sync::mpsc::Sender<ReadJob>,
     /// Nudges the checkpointer after a write; dropping it stops the thread.
     wrote: std::sync::mpsc::SyncSender<()>,
 }
@@ -413,13 +412,12 @@ impl Db {
         for _ in 0..READERS {
             let r = Connection::open_with_flags(path, flags)?;
             configure(&r)?;
-            readers.push(Mutex::new(r));
+            readers.push(r);
         }
         Ok(Self {
             writer,
             staging,
-            readers: Arc::new(readers),
-            next: AtomicUsize::new(0),
+            readers: start_readers(readers)?,
             wrote,
         })
     }
@@ -505,26 +503,56 @@ impl Db {
         out
     }
 
+    /// Runs `f` on the next free reader thread, with its connection.
     async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T> + Send + 'static,
     {
-        let readers = Arc::clone(&self.readers);
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        tokio::task::spawn_blocking(move || {
-            // Take the first free reader, starting from a rotating position; block on one if
-            // all are busy.
-            for i in 0..readers.len() {
-                if let Ok(c) = readers[(start + i) % readers.len()].try_lock() {
-                    return f(&c);
-                }
-            }
-            f(&*lock(&readers[start % readers.len()], "sqlite reader")?)
-        })
-        .await
-        .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
+        let (done, result) = tokio::sync::oneshot::channel();
+        self.readers
+            .send(Box::new(move |c| {
+                let _ = done.send(f(c));
+            }))
+            .map_err(|_| Error::Unavailable("sqlite readers stopped".into()))?;
+        result
+            .await
+            .map_err(|_| Error::Unavailable("sqlite task failed".into()))?
     }
+}
+
+/// A read, run by a reader thread on its connection.
+type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Starts a thread per reader connection, all taking reads from one queue; dropping the
+/// queue's sender stops them. Threads of their own rather than the runtime's blocking pool:
+/// a busy reader takes the next read at once instead of waking another thread for it, and no
+/// pool grows with the reads under way to contend for a few connections. In the api bench,
+/// unaudited single reads at their best went from about 7,600 to 9,800 a second (CPU per read
+/// 260 -> 200 us), audited ones from about 6,000 to 8,900.
+fn start_readers(conns: Vec<Connection>) -> Result<std::sync::mpsc::Sender<ReadJob>> {
+    let (jobs, queue) = std::sync::mpsc::channel::<ReadJob>();
+    let queue = Arc::new(Mutex::new(queue));
+    for (i, conn) in conns.into_iter().enumerate() {
+        let queue = Arc::clone(&queue);
+        std::thread::Builder::new()
+            .name(format!("sqlite-reader-{i}"))
+            .spawn(move || {
+                loop {
+                    // The lock is held while waiting: one idle reader waits on the queue, the
+                    // others on the lock.
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    // A read that panics fails its call (its sender is dropped), not the thread.
+                    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&conn)));
+                }
+            })
+            .map_err(|e| Error::Config(format!("cannot start a sqlite reader: {e}")))?;
+    }
+    Ok(jobs)
 }
 
 impl Drop for Db {
