@@ -391,7 +391,30 @@ async fn compare(
     }
     pairs.sort_by(f64::total_cmp);
     o.spread = (pairs[1], pairs[rounds - 2]);
+    o.fsync = fsync_latency();
     o
+}
+
+/// The median time of an `fdatasync` after a small write over blocks a file already has, as
+/// the audit staging file does it, on the disk the servers write to: the wait that no
+/// grouping takes away from an audited read whose commit is not shared with reads already
+/// waiting.
+fn fsync_latency() -> f64 {
+    use std::os::unix::fs::FileExt;
+    let dir = tempfile::tempdir().unwrap();
+    let f = std::fs::File::create(dir.path().join("probe")).unwrap();
+    f.write_all_at(&[0; 1 << 20], 0).unwrap();
+    f.sync_all().unwrap();
+    let mut times: Vec<f64> = (0..200u64)
+        .map(|i| {
+            let t = Instant::now();
+            f.write_all_at(&[1; 512], i * 512).unwrap();
+            f.sync_data().unwrap();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    times.sort_by(f64::total_cmp);
+    times[times.len() / 2]
 }
 
 /// Reads of the records in `ids` in `view` by `workers` clients for `secs` seconds, one record
@@ -487,11 +510,22 @@ struct Overhead {
     cpu_unaudited: f64,
     /// The second lowest and second highest overhead of a pair of rounds.
     spread: (f64, f64),
+    /// [`fsync_latency`], measured after the rounds.
+    fsync: f64,
 }
 
 impl Overhead {
     fn ratio(&self) -> f64 {
         1.0 - self.audited / self.unaudited
+    }
+
+    /// The overhead if each request's cycle without the audit log (clients / requests per
+    /// second) only grew by one `fdatasync`: the least that a read's event made durable before
+    /// its response costs at this client count, not counting any CPU.
+    fn fsync_floor(&self) -> f64 {
+        let per_request = if self.batch { BATCH as f64 } else { 1.0 };
+        let cycle = self.workers.1 as f64 * per_request / self.unaudited;
+        self.fsync / (cycle + self.fsync)
     }
 }
 
@@ -512,8 +546,17 @@ fn print_overhead(overhead: Vec<Overhead>) {
         } else {
             format!("single,       {a:>3} clients")
         };
+        let floor = if o.capacity {
+            String::new()
+        } else {
+            format!(
+                "; fsync floor {:.1}% ({:.0} us)",
+                100.0 * o.fsync_floor(),
+                o.fsync * 1e6
+            )
+        };
         println!(
-            "    {setting}: {:>7.0} records/s audited vs {:>7.0} without the audit log ({:.1}% fewer; pairs {:.0}% to {:.0}%); CPU {:.0} vs {:.0} us/record",
+            "    {setting}: {:>7.0} records/s audited vs {:>7.0} without the audit log ({:.1}% fewer; pairs {:.0}% to {:.0}%); CPU {:.0} vs {:.0} us/record{floor}",
             o.audited,
             o.unaudited,
             100.0 * o.ratio(),
