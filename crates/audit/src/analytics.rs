@@ -184,6 +184,9 @@ struct Principal {
     fired: HashMap<AlertKind, i64>,
     purposes: HashSet<String>,
     field_sets: HashSet<BTreeSet<String>>,
+    /// The field list of the last event with fields, as given: a principal's events mostly
+    /// repeat it, and a repeat needs no set built to know it is not new.
+    last_fields: Vec<String>,
     clear: Rate,
     denials: Rate,
     mfa_failures: Rate,
@@ -238,7 +241,8 @@ impl Principal {
 #[derive(Debug)]
 pub struct Analyzer {
     thresholds: Thresholds,
-    principals: HashMap<([u8; 16], String), Principal>,
+    /// Per tenant, per principal: looked up by `&str`, without a key built per event.
+    principals: HashMap<[u8; 16], HashMap<String, Principal>>,
 }
 
 fn push_capped(v: &mut Vec<u64>, seq: u64) {
@@ -264,8 +268,13 @@ impl Analyzer {
     /// Feeds one event (in time order) and returns the alerts it raises, usually none.
     pub fn observe(&mut self, event: &Event) -> Vec<Alert> {
         let t = &self.thresholds;
-        let key = (event.tenant, event.principal.clone());
-        let p = self.principals.entry(key).or_default();
+        let tenant = self.principals.entry(event.tenant).or_default();
+        if !tenant.contains_key(&event.principal) {
+            tenant.insert(event.principal.clone(), Principal::default());
+        }
+        let Some(p) = tenant.get_mut(&event.principal) else {
+            return Vec::new(); // inserted just above
+        };
         let mut alerts = Vec::new();
         let mut raise = |kind: AlertKind, events: Vec<u64>, detail: String| {
             alerts.push(Alert {
@@ -359,7 +368,8 @@ impl Analyzer {
                 );
             }
         }
-        if !event.fields.is_empty() {
+        if !event.fields.is_empty() && event.fields != p.last_fields {
+            p.last_fields.clone_from(&event.fields);
             let set: BTreeSet<String> = event.fields.iter().cloned().collect();
             if !p.field_sets.contains(&set) {
                 let names: Vec<&str> = set.iter().map(String::as_str).collect();

@@ -211,12 +211,21 @@ fn a_new_purpose_or_field_set_alerts_after_learning_only() {
     s.feed(at + 2000, |e| e.purpose = Some("billing".into()));
     s.feed(at + 3000, |e| e.fields = vec!["ssn".into(), "email".into()]);
     s.feed(at + 4000, |e| e.fields = vec!["email".into(), "ssn".into()]);
+    // A repeat of the last list, then a new set after it, then the first list again.
+    s.feed(at + 5000, |e| e.fields = vec!["email".into(), "ssn".into()]);
+    s.feed(at + 6000, |e| e.fields = vec!["phone".into()]);
+    s.feed(at + 7000, |e| e.fields = vec!["ssn".into(), "email".into()]);
     assert_eq!(
         s.kinds(),
-        vec![AlertKind::NewPurpose, AlertKind::NewFieldSet]
+        vec![
+            AlertKind::NewPurpose,
+            AlertKind::NewFieldSet,
+            AlertKind::NewFieldSet
+        ]
     );
-    assert_eq!(s.alerts[0].events, vec![s.seq - 4]);
+    assert_eq!(s.alerts[0].events, vec![s.seq - 7]);
     assert!(s.alerts[1].detail.contains("[email, ssn]"));
+    assert!(s.alerts[2].detail.contains("[phone]"));
 }
 
 #[test]
