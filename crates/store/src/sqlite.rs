@@ -777,27 +777,33 @@ fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Res
     Ok(())
 }
 
-/// One row of `audit_events`: the chained event and the columns searches filter on.
-/// Inserts a chained event with the columns searched by, read from its encoding in place.
-fn insert_event(c: &Connection, s: &StoredEvent) -> Result<()> {
-    let e = AuditEvent::columns(&s.encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
-    c.prepare_cached(
+/// Inserts chained events as rows of `audit_events`, each with the columns searches filter
+/// on, read from its encoding in place; one statement for them all.
+fn insert_events<'a>(
+    c: &Connection,
+    events: impl IntoIterator<Item = &'a StoredEvent>,
+) -> Result<()> {
+    let mut insert = c.prepare_cached(
         "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?
-    .execute(params![
-        &e.tenant[..],
-        s.seq as i64,
-        s.encoded,
-        &s.hash[..],
-        e.at_ms,
-        e.principal,
-        e.action,
-        e.collection,
-        e.purpose,
-        e.outcome.as_str(),
-        e.subjects
-    ])?;
+    )?;
+    for s in events {
+        let e =
+            AuditEvent::columns(&s.encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
+        insert.execute(params![
+            &e.tenant[..],
+            s.seq as i64,
+            s.encoded,
+            &s.hash[..],
+            e.at_ms,
+            e.principal,
+            e.action,
+            e.collection,
+            e.purpose,
+            e.outcome.as_str(),
+            e.subjects
+        ])?;
+    }
     Ok(())
 }
 
@@ -828,11 +834,10 @@ fn append_audit_tx(
         let seq = head.0 + 1;
         let encoded = e.encode_as(seq);
         let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
-        let stored = StoredEvent { seq, encoded, hash };
-        insert_event(tx, &stored)?;
         heads.insert(e.tenant, (seq, hash));
-        out.push(stored);
+        out.push(StoredEvent { seq, encoded, hash });
     }
+    insert_events(tx, &out)?;
     for (tenant, (seq, hash)) in heads {
         set_head(tx, &tenant, seq, &hash)?;
     }

@@ -21,7 +21,7 @@
 //! if it extends its tenant's chain (the next sequence number, and its hash links): reading
 //! stops at a torn record, whose append never returned, and skips the older ones.
 
-use super::{chain_head, insert_checkpoint, insert_event, set_head};
+use super::{chain_head, insert_checkpoint, insert_events, set_head};
 use crate::{AuditEvent, Checkpoint, Error, Result, StoredEvent};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
@@ -183,9 +183,9 @@ pub(super) fn move_in(conn: &mut Connection, (rows, checkpoints): &Pending) -> R
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    insert_events(&tx, rows.iter().map(|(_, e)| e))?;
     let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
     for (tenant, e) in rows {
-        insert_event(&tx, e)?;
         last.insert(*tenant, (e.seq, e.hash));
     }
     for (tenant, (seq, hash)) in last {
