@@ -268,11 +268,11 @@ impl Analyzer {
     /// Feeds one event (in time order) and returns the alerts it raises, usually none.
     pub fn observe(&mut self, event: &Event) -> Vec<Alert> {
         let t = &self.thresholds;
-        let tenant = self.principals.entry(event.tenant).or_default();
-        if !tenant.contains_key(&event.principal) {
-            tenant.insert(event.principal.clone(), Principal::default());
+        let principals = self.principals.entry(event.tenant).or_default();
+        if !principals.contains_key(&event.principal) {
+            principals.insert(event.principal.clone(), Principal::default());
         }
-        let Some(p) = tenant.get_mut(&event.principal) else {
+        let Some(p) = principals.get_mut(&event.principal) else {
             return Vec::new(); // inserted just above
         };
         let mut alerts = Vec::new();
