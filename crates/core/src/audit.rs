@@ -54,18 +54,11 @@ impl Drop for Expected<'_> {
     }
 }
 
-/// Sets the journal's health; the gauge is set only when it changes (and at start), to
-/// the value current under a lock: concurrent changes cannot leave it stale.
+/// Sets the journal's health, logging when it changes.
 fn set_health(healthy: &AtomicBool, ok: bool) {
-    static GAUGE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    if healthy.swap(ok, Ordering::Relaxed) != ok {
-        let _g = GAUGE.lock();
-        set_gauge(healthy.load(Ordering::Relaxed));
+    if healthy.swap(ok, Ordering::Relaxed) != ok && ok {
+        tracing::info!("audit journal writable again; data calls are served");
     }
-}
-
-fn set_gauge(ok: bool) {
-    metrics::gauge!("boveda_audit_available").set(if ok { 1.0 } else { 0.0 });
 }
 
 impl Journal {
@@ -85,7 +78,6 @@ impl Journal {
         let signing = SigningKey::from_seed(&root.unwrap(&wrapped, &aad)?)?;
         let (tx, mut rx) = mpsc::channel::<Pending>(4096);
         let healthy = Arc::new(AtomicBool::new(true));
-        set_gauge(true);
         let h = Arc::clone(&healthy);
         let expected = Arc::new(AtomicUsize::new(0));
         let e = Arc::clone(&expected);

@@ -503,6 +503,13 @@ impl Vault {
         self.inner.store.backend()
     }
 
+    /// Whether the audit journal took its last write (the `boveda_audit_available` gauge);
+    /// [`Vault::ready`] probes it again when it did not.
+    #[must_use]
+    pub fn audit_available(&self) -> bool {
+        self.inner.journal.healthy()
+    }
+
     /// Whether storage answers.
     ///
     /// # Errors

@@ -784,12 +784,18 @@ async fn readyz(State(s): State<AppState>) -> Response {
 }
 
 async fn metrics(State(s): State<AppState>) -> Response {
+    let mut body = s.metrics.as_ref().map(|h| h.render()).unwrap_or_default();
+    // The recorder is the process's; the journal's health is this vault's own.
+    body.push_str(&format!(
+        "# HELP boveda_audit_available Whether the audit journal can be written (data calls are refused while it is 0).\n# TYPE boveda_audit_available gauge\nboveda_audit_available {}\n",
+        u8::from(s.vault.audit_available())
+    ));
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4",
         )],
-        s.metrics.as_ref().map(|h| h.render()).unwrap_or_default(),
+        body,
     )
         .into_response()
 }
