@@ -103,10 +103,10 @@ impl Journal {
                     }
                 }
                 let counts: Vec<usize> = group.iter().map(|p| p.events.len()).collect();
-                let events: Vec<Event> = group
-                    .iter_mut()
-                    .flat_map(|p| std::mem::take(&mut p.events))
-                    .collect();
+                let mut events = Vec::with_capacity(counts.iter().sum());
+                for p in &mut group {
+                    events.append(&mut p.events);
+                }
                 let events = Arc::new(events);
                 let appended = store.append_audit(Arc::clone(&events)).await;
                 // The store has let go of them: no copy is made.
