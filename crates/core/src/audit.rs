@@ -54,7 +54,8 @@ impl Drop for Expected<'_> {
     }
 }
 
-/// Sets the journal's health, logging when it changes.
+/// Sets the journal's health, logging when it comes back (its failures are logged where
+/// they happen).
 fn set_health(healthy: &AtomicBool, ok: bool) {
     if healthy.swap(ok, Ordering::Relaxed) != ok && ok {
         tracing::info!("audit journal writable again; data calls are served");
