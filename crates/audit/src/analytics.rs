@@ -178,10 +178,11 @@ struct Principal {
     hour_seqs: Vec<u64>,
     /// Completed active hours in the baseline window: (hour, events).
     history: VecDeque<(i64, u32)>,
-    subjects: HashSet<[u8; 32]>,
+    subjects: HashSet<[u8; 32], Pseudonyms>,
     subject_seqs: Vec<u64>,
-    /// Hour buckets in which each hourly rule last fired.
-    fired: HashMap<AlertKind, i64>,
+    /// Hour buckets in which each hourly rule last fired (a few rules: a list is quicker to
+    /// look up than a map on every event).
+    fired: Vec<(AlertKind, i64)>,
     purposes: HashSet<String>,
     field_sets: HashSet<BTreeSet<String>>,
     /// The field list of the last event with fields, as given: a principal's events mostly
@@ -229,11 +230,24 @@ impl Principal {
 
     /// Whether an hourly rule may fire in this hour; marks it fired.
     fn once_per_hour(&mut self, kind: AlertKind) -> bool {
-        if self.fired.get(&kind) == Some(&self.hour) {
-            return false;
+        match self.fired.iter_mut().find(|(k, _)| *k == kind) {
+            Some((_, h)) if *h == self.hour => false,
+            Some((_, h)) => {
+                *h = self.hour;
+                true
+            }
+            None => {
+                self.fired.push((kind, self.hour));
+                true
+            }
         }
-        self.fired.insert(kind, self.hour);
-        true
+    }
+
+    /// Whether an hourly rule fired in this hour.
+    fn fired_this_hour(&self, kind: AlertKind) -> bool {
+        self.fired
+            .iter()
+            .any(|(k, h)| *k == kind && *h == self.hour)
     }
 }
 
@@ -243,6 +257,37 @@ pub struct Analyzer {
     thresholds: Thresholds,
     /// Per tenant, per principal: looked up by `&str`, without a key built per event.
     principals: HashMap<[u8; 16], HashMap<String, Principal>>,
+}
+
+/// Hashes subject pseudonyms by their first eight bytes: they are HMAC outputs under the
+/// tenant's audit key, uniform and not chosen by a caller who lacks it, so SipHash's
+/// protection against chosen keys buys nothing here, and it costs on every event.
+#[derive(Debug, Default, Clone, Copy)]
+struct Pseudonyms;
+
+/// The hasher of [`Pseudonyms`].
+#[derive(Debug, Default)]
+struct PseudonymHasher(u64);
+
+impl std::hash::BuildHasher for Pseudonyms {
+    type Hasher = PseudonymHasher;
+    fn build_hasher(&self) -> PseudonymHasher {
+        PseudonymHasher(0)
+    }
+}
+
+impl std::hash::Hasher for PseudonymHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut b = [0u8; 8];
+        let n = bytes.len().min(8);
+        b[..n].copy_from_slice(&bytes[..n]);
+        self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(b);
+    }
+    /// The array's length prefix: the same for every pseudonym.
+    fn write_usize(&mut self, _: usize) {}
+    fn finish(&self) -> u64 {
+        self.0
+    }
 }
 
 fn push_capped(v: &mut Vec<u64>, seq: u64) {
@@ -269,12 +314,21 @@ impl Analyzer {
     pub fn observe(&mut self, event: &Event) -> Vec<Alert> {
         let t = &self.thresholds;
         let principals = self.principals.entry(event.tenant).or_default();
-        if !principals.contains_key(&event.principal) {
-            principals.insert(event.principal.clone(), Principal::default());
+        // One lookup for a principal already known.
+        if let Some(p) = principals.get_mut(&event.principal) {
+            return p.observe(t, event);
         }
-        let Some(p) = principals.get_mut(&event.principal) else {
-            return Vec::new(); // inserted just above
-        };
+        principals
+            .entry(event.principal.clone())
+            .or_default()
+            .observe(t, event)
+    }
+}
+
+impl Principal {
+    /// Counts an event of this principal; returns the alerts it raises.
+    fn observe(&mut self, t: &Thresholds, event: &Event) -> Vec<Alert> {
+        let p = self;
         let mut alerts = Vec::new();
         let mut raise = |kind: AlertKind, events: Vec<u64>, detail: String| {
             alerts.push(Alert {
@@ -318,7 +372,7 @@ impl Analyzer {
         // Distinct subjects per hour. Once fired, the hour's set stops growing.
         if t.subjects_per_hour > 0
             && !event.subjects.is_empty()
-            && p.fired.get(&AlertKind::DistinctSubjects) != Some(&p.hour)
+            && !p.fired_this_hour(AlertKind::DistinctSubjects)
         {
             p.subjects.extend(event.subjects.iter().copied());
             push_capped(&mut p.subject_seqs, seq);
