@@ -18,6 +18,7 @@ use boveda_crypto::sign::{PublicKey, SigningKey};
 use boveda_crypto::{SecretKey, WrapAad};
 use boveda_store::{AuditFilter, Store, SubjectId, TenantId};
 use serde::{Deserialize, Serialize};
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{mpsc, oneshot};
@@ -85,7 +86,10 @@ impl Journal {
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut group = vec![first];
-                let deadline = tokio::time::Instant::now() + MAX_WAIT;
+                // One timer for the group's wait, registered the first time it is polled (a
+                // `timeout_at` per read that joins would register and cancel one each).
+                let deadline = tokio::time::sleep(MAX_WAIT);
+                tokio::pin!(deadline);
                 loop {
                     while group.len() < MAX_GROUP {
                         match rx.try_recv() {
@@ -98,9 +102,13 @@ impl Journal {
                     if group.len() >= MAX_GROUP || e.load(Ordering::Relaxed) <= group.len() {
                         break;
                     }
-                    match tokio::time::timeout_at(deadline, rx.recv()).await {
-                        Ok(Some(p)) => group.push(p),
-                        _ => break,
+                    tokio::select! {
+                        biased;
+                        p = rx.recv() => match p {
+                            Some(p) => group.push(p),
+                            None => break,
+                        },
+                        () = &mut deadline => break,
                     }
                 }
                 let counts: Vec<usize> = group.iter().map(|p| p.events.len()).collect();
@@ -177,6 +185,33 @@ pub(crate) fn derive_audit_key(index: &boveda_crypto::IndexKey) -> AuditKey {
 
 fn audit_key(t: &TenantCache) -> &AuditKey {
     &t.audit_key
+}
+
+/// Most client addresses whose pseudonyms a [`ClientPseudonyms`] keeps; it is emptied when
+/// full.
+const CLIENT_PSEUDONYMS: usize = 4096;
+
+/// Client addresses' audit pseudonyms under one tenant's audit key, remembered so that a
+/// client's every request does not compute the HMAC again (about 1 µs of a read's audit).
+/// In memory only, and dropped with the tenant's cache (and so with its key).
+#[derive(Default)]
+pub(crate) struct ClientPseudonyms(std::sync::Mutex<std::collections::HashMap<IpAddr, [u8; 32]>>);
+
+impl ClientPseudonyms {
+    /// The pseudonym of a client address (of its text form) under `key`.
+    fn of(&self, key: &AuditKey, ip: IpAddr) -> [u8; 32] {
+        if let Some(p) = self.0.lock().ok().and_then(|m| m.get(&ip).copied()) {
+            return p;
+        }
+        let p = key.pseudonym("client", ip.to_string().as_bytes());
+        if let Ok(mut m) = self.0.lock() {
+            if m.len() >= CLIENT_PSEUDONYMS {
+                m.clear();
+            }
+            m.insert(ip, p);
+        }
+        p
+    }
 }
 
 /// One entry of a subject's access history.
@@ -274,7 +309,7 @@ impl Vault {
             e.mfa_at_ms = Some(s.mfa_at_ms);
         }
         if let (Some(t), Some(ip)) = (t, caller.client) {
-            e.client = Some(audit_key(t).pseudonym("client", ip.to_string().as_bytes()));
+            e.client = Some(t.clients.of(audit_key(t), ip));
         }
         e
     }
@@ -1006,6 +1041,49 @@ impl Vault {
                 Ok(())
             }
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_pseudonyms_are_the_keyed_hmac_of_the_address_before_and_after_caching() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let other = AuditKey::from_bytes([8; 32]);
+        let cache = ClientPseudonyms::default();
+        let ip: IpAddr = [10, 0, 0, 7].into();
+        let want = key.pseudonym("client", b"10.0.0.7");
+        assert_eq!(cache.of(&key, ip), want);
+        assert_eq!(cache.of(&key, ip), want, "the remembered one");
+        assert_ne!(
+            cache.of(&key, [10, 0, 0, 8].into()),
+            want,
+            "another address"
+        );
+        assert_ne!(
+            ClientPseudonyms::default().of(&other, ip),
+            want,
+            "another key"
+        );
+        let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
+        assert_eq!(cache.of(&key, v6), key.pseudonym("client", b"2001:db8::1"));
+    }
+
+    #[test]
+    fn the_client_pseudonym_cache_stays_bounded() {
+        let key = AuditKey::from_bytes([7; 32]);
+        let cache = ClientPseudonyms::default();
+        for i in 0..=CLIENT_PSEUDONYMS as u32 {
+            let ip = IpAddr::from(i.to_be_bytes());
+            assert_eq!(
+                cache.of(&key, ip),
+                key.pseudonym("client", ip.to_string().as_bytes())
+            );
+            let held = cache.0.lock().map(|m| m.len()).unwrap_or(usize::MAX);
+            assert!(held <= CLIENT_PSEUDONYMS, "{held} held");
         }
     }
 }

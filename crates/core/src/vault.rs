@@ -310,6 +310,8 @@ pub(crate) struct TenantCache {
     pub(crate) subject_limits: bool,
     /// The tenant's audit pseudonym key (derived from the index key).
     pub(crate) audit_key: boveda_audit::AuditKey,
+    /// Client addresses' pseudonyms under `audit_key`.
+    pub(crate) clients: crate::audit::ClientPseudonyms,
 }
 
 pub(crate) struct Inner {
@@ -1001,6 +1003,7 @@ impl Vault {
         let entry = Arc::new(TenantCache {
             loaded: Instant::now(),
             audit_key,
+            clients: crate::audit::ClientPseudonyms::default(),
             subject_limits: policy
                 .rules
                 .iter()
