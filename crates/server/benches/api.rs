@@ -315,35 +315,17 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
         {
             continue;
         }
-        let o = compare(
-            &api,
-            &on_ids,
-            &off,
-            &off_ids,
-            (workers, workers),
-            batch,
-            ROUNDS,
-        )
-        .await;
+        let o = compare(&api, &on_ids, &off, &off_ids, workers, batch).await;
         overhead.push(o);
     }
-    // Capacity, the most reads per second each side serves: each at the client count where it
-    // read fastest above, measured again in twice as many alternating rounds, so that the
-    // host's drift between settings does not enter the ratio.
-    let single = || overhead.iter().filter(|o| !o.batch);
-    let best = |rate: fn(&Overhead) -> f64| {
-        single()
-            .max_by(|a, b| rate(a).total_cmp(&rate(b)))
-            .map(|o| o.workers.0)
-    };
-    if single().count() > 1
-        && let (Some(a), Some(u)) = (best(|o| o.audited), best(|o| o.unaudited))
-    {
-        let o = compare(&api, &on_ids, &off, &off_ids, (a, u), false, 2 * ROUNDS).await;
-        overhead.push(Overhead {
-            capacity: true,
-            ..o
-        });
+    // Capacity, the most reads per second each side serves at any client count.
+    let counts: Vec<usize> = overhead
+        .iter()
+        .filter(|o| !o.batch)
+        .map(|o| o.workers.0)
+        .collect();
+    if counts.len() > 1 {
+        overhead.push(capacity(&api, &on_ids, &off, &off_ids, &counts).await);
     }
     overhead
 }
@@ -355,42 +337,106 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
 const ROUNDS: usize = 12;
 const SECS: f64 = 1.5;
 
-/// Plain reads against the audited server by `workers.0` clients and against the unaudited
-/// one by `workers.1`, in `rounds` alternating rounds.
+/// Rounds of the capacity measurement; each runs every client count on both sides.
+const CAPACITY_ROUNDS: usize = 8;
+
+/// Each side's highest mean rate of single reads over the client counts `counts`, all of them
+/// measured in the same rounds (in an order that rotates, each pair in alternating order):
+/// the host's drift between the settings above is often larger than the difference between
+/// two client counts, so a side's best count picked from them can be one where it is not at
+/// its best (16 clients, say, where the audited side's commits are small) and measured again
+/// there. Spread and CPU are those of the two best counts, round by round.
+async fn capacity(
+    api: &Arc<Api>,
+    on_ids: &Arc<Vec<String>>,
+    off: &Arc<Api>,
+    off_ids: &Arc<Vec<String>>,
+    counts: &[usize],
+) -> Overhead {
+    let n = counts.len();
+    // Per round and client count: (audited, unaudited) (rate, CPU per record).
+    let mut runs = vec![vec![((0.0, 0.0), (0.0, 0.0)); n]; CAPACITY_ROUNDS];
+    for (round, row) in runs.iter_mut().enumerate() {
+        for k in 0..n {
+            let i = (k + round) % n;
+            let w = counts[i];
+            row[i] = if (round + k) % 2 == 0 {
+                let a = plain_reads(api, on_ids, w, SECS, false).await;
+                (a, plain_reads(off, off_ids, w, SECS, false).await)
+            } else {
+                let u = plain_reads(off, off_ids, w, SECS, false).await;
+                (plain_reads(api, on_ids, w, SECS, false).await, u)
+            };
+        }
+    }
+    let mean = |i: usize, side: fn(&((f64, f64), (f64, f64))) -> (f64, f64)| {
+        let sum = runs
+            .iter()
+            .map(|r| side(&r[i]))
+            .fold((0.0, 0.0), |s, x| (s.0 + x.0, s.1 + x.1));
+        (
+            sum.0 / CAPACITY_ROUNDS as f64,
+            sum.1 / CAPACITY_ROUNDS as f64,
+        )
+    };
+    let best = |side: fn(&((f64, f64), (f64, f64))) -> (f64, f64)| {
+        (0..n)
+            .max_by(|&a, &b| mean(a, side).0.total_cmp(&mean(b, side).0))
+            .unwrap_or(0)
+    };
+    let (a, u) = (best(|r| r.0), best(|r| r.1));
+    let mut pairs: Vec<f64> = runs.iter().map(|r| 1.0 - r[a].0.0 / r[u].1.0).collect();
+    pairs.sort_by(f64::total_cmp);
+    Overhead {
+        workers: (counts[a], counts[u]),
+        capacity: true,
+        audited: mean(a, |r| r.0).0,
+        unaudited: mean(u, |r| r.1).0,
+        cpu_audited: mean(a, |r| r.0).1,
+        cpu_unaudited: mean(u, |r| r.1).1,
+        spread: (pairs[1], pairs[CAPACITY_ROUNDS - 2]),
+        curve: (0..n)
+            .map(|i| (counts[i], mean(i, |r| r.0).0, mean(i, |r| r.1).0))
+            .collect(),
+        ..Overhead::default()
+    }
+}
+
+/// Plain reads against the audited and the unaudited server by `workers` clients each, in
+/// [`ROUNDS`] alternating ROUNDS.
 async fn compare(
     api: &Arc<Api>,
     on_ids: &Arc<Vec<String>>,
     off: &Arc<Api>,
     off_ids: &Arc<Vec<String>>,
-    workers: (usize, usize),
+    workers: usize,
     batch: bool,
-    rounds: usize,
 ) -> Overhead {
     // One round each to open the connections before timing.
-    plain_reads(api, on_ids, workers.0, 0.3, batch).await;
-    plain_reads(off, off_ids, workers.1, 0.3, batch).await;
+    plain_reads(api, on_ids, workers, 0.3, batch).await;
+    plain_reads(off, off_ids, workers, 0.3, batch).await;
     let mut o = Overhead {
-        workers,
+        workers: (workers, workers),
         batch,
         ..Overhead::default()
     };
     let mut pairs = Vec::new();
-    for round in 0..rounds {
+    for round in 0..ROUNDS {
         let (audited, unaudited) = if round % 2 == 0 {
-            let a = plain_reads(api, on_ids, workers.0, SECS, batch).await;
-            (a, plain_reads(off, off_ids, workers.1, SECS, batch).await)
+            let a = plain_reads(api, on_ids, workers, SECS, batch).await;
+            (a, plain_reads(off, off_ids, workers, SECS, batch).await)
         } else {
-            let u = plain_reads(off, off_ids, workers.1, SECS, batch).await;
-            (plain_reads(api, on_ids, workers.0, SECS, batch).await, u)
+            let u = plain_reads(off, off_ids, workers, SECS, batch).await;
+            (plain_reads(api, on_ids, workers, SECS, batch).await, u)
         };
         pairs.push(1.0 - audited.0 / unaudited.0);
-        o.audited += audited.0 / rounds as f64;
-        o.unaudited += unaudited.0 / rounds as f64;
-        o.cpu_audited += audited.1 / rounds as f64;
-        o.cpu_unaudited += unaudited.1 / rounds as f64;
+        o.audited += audited.0 / ROUNDS as f64;
+        o.unaudited += unaudited.0 / ROUNDS as f64;
+        o.cpu_audited += audited.1 / ROUNDS as f64;
+        o.cpu_unaudited += unaudited.1 / ROUNDS as f64;
     }
     pairs.sort_by(f64::total_cmp);
-    o.spread = (pairs[1], pairs[rounds - 2]);
+    o.spread = (pairs[1], pairs[ROUNDS - 2]);
     o.fsync = fsync_latency();
     o
 }
@@ -512,6 +558,8 @@ struct Overhead {
     spread: (f64, f64),
     /// [`fsync_latency`], measured after the rounds.
     fsync: f64,
+    /// Capacity: each client count's mean rates, audited and not.
+    curve: Vec<(usize, f64, f64)>,
 }
 
 impl Overhead {
@@ -534,8 +582,7 @@ fn print_overhead(overhead: Vec<Overhead>) {
         "  audit overhead on plain reads (each response waits for its event's fsync; group commit;"
     );
     println!(
-        "  {ROUNDS} alternating rounds of {SECS} s, {} for capacity; mean rates; CPU per record of the whole process):",
-        2 * ROUNDS
+        "  {ROUNDS} alternating rounds of {SECS} s; capacity: every client count in each of {CAPACITY_ROUNDS} rounds; mean rates; CPU per record of the whole process):"
     );
     for o in &overhead {
         let (a, u) = o.workers;
@@ -565,6 +612,14 @@ fn print_overhead(overhead: Vec<Overhead>) {
             o.cpu_audited * 1e6,
             o.cpu_unaudited * 1e6,
         );
+        if !o.curve.is_empty() {
+            let curve: Vec<String> = o
+                .curve
+                .iter()
+                .map(|(w, a, u)| format!("{w}: {a:.0} vs {u:.0}"))
+                .collect();
+            println!("      by clients, audited vs not: {}", curve.join(", "));
+        }
     }
 }
 
