@@ -340,6 +340,11 @@ const SECS: f64 = 1.5;
 /// Rounds of the capacity measurement; each runs every client count on both sides.
 const CAPACITY_ROUNDS: usize = 8;
 
+/// One side's run: records per second and CPU seconds per record.
+type Run = (f64, f64);
+/// The audited and the unaudited side's runs at one client count in one round.
+type Pair = (Run, Run);
+
 /// Each side's highest mean rate of single reads over the client counts `counts`, all of them
 /// measured in the same rounds (in an order that rotates, each pair in alternating order):
 /// the host's drift between the settings above is often larger than the difference between
@@ -354,8 +359,7 @@ async fn capacity(
     counts: &[usize],
 ) -> Overhead {
     let n = counts.len();
-    // Per round and client count: (audited, unaudited) (rate, CPU per record).
-    let mut runs = vec![vec![((0.0, 0.0), (0.0, 0.0)); n]; CAPACITY_ROUNDS];
+    let mut runs: Vec<Vec<Pair>> = vec![vec![((0.0, 0.0), (0.0, 0.0)); n]; CAPACITY_ROUNDS];
     for (round, row) in runs.iter_mut().enumerate() {
         for k in 0..n {
             let i = (k + round) % n;
@@ -369,7 +373,7 @@ async fn capacity(
             };
         }
     }
-    let mean = |i: usize, side: fn(&((f64, f64), (f64, f64))) -> (f64, f64)| {
+    let mean = |i: usize, side: fn(&Pair) -> Run| {
         let sum = runs
             .iter()
             .map(|r| side(&r[i]))
@@ -379,7 +383,7 @@ async fn capacity(
             sum.1 / CAPACITY_ROUNDS as f64,
         )
     };
-    let best = |side: fn(&((f64, f64), (f64, f64))) -> (f64, f64)| {
+    let best = |side: fn(&Pair) -> Run| {
         (0..n)
             .max_by(|&a, &b| mean(a, side).0.total_cmp(&mean(b, side).0))
             .unwrap_or(0)
