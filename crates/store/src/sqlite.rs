@@ -174,7 +174,7 @@ impl Writer {
     }
 
     /// Moves up to `most` staged audit events into the table; whether some are left. The
-    /// staging is locked only to copy them out and to drop them once committed: reads go on
+    /// staging is locked only to take them out and to drop them once committed: reads go on
     /// appending meanwhile.
     fn flush(&mut self, most: usize) -> Result<bool> {
         let Some(s) = &self.staging else {
@@ -781,20 +781,19 @@ fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Res
 /// on, read from its encoding in place; one statement for them all.
 fn insert_events<'a>(
     c: &Connection,
-    events: impl IntoIterator<Item = &'a StoredEvent>,
+    events: impl IntoIterator<Item = (u64, &'a [u8], &'a [u8; 32])>,
 ) -> Result<()> {
     let mut insert = c.prepare_cached(
         "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )?;
-    for s in events {
-        let e =
-            AuditEvent::columns(&s.encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
+    for (seq, encoded, hash) in events {
+        let e = AuditEvent::columns(encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
         insert.execute(params![
             &e.tenant[..],
-            s.seq as i64,
-            s.encoded,
-            &s.hash[..],
+            seq as i64,
+            encoded,
+            &hash[..],
             e.at_ms,
             e.principal,
             e.action,
@@ -837,7 +836,7 @@ fn append_audit_tx(
         heads.insert(e.tenant, (seq, hash));
         out.push(StoredEvent { seq, encoded, hash });
     }
-    insert_events(tx, &out)?;
+    insert_events(tx, out.iter().map(|e| (e.seq, &e.encoded[..], &e.hash)))?;
     for (tenant, (seq, hash)) in heads {
         set_head(tx, &tenant, seq, &hash)?;
     }

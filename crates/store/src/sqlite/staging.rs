@@ -3,8 +3,9 @@
 //! commit, then moved into `audit_events` in bulk: by the checkpointer thread after appends
 //! (at most every second), and before any other write or audit query, so the table is whole
 //! wherever it is read.
-//! The staging has its own lock: a move holds it only to copy the events out and to drop them
-//! once committed, so reads go on appending while the table takes them in.
+//! The staging has its own lock: a move holds it only to take the events out (sharing the
+//! bytes of their group's records, not copying them) and to drop them once committed, so reads
+//! go on appending while the table takes them in.
 //!
 //! A SQLite transaction per group commit costs a B-tree insert in three trees per event,
 //! rewrites the same tail pages at every commit and copies them again at the WAL checkpoint,
@@ -27,6 +28,7 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Records in the file past which an append first helps move the staged events into the
 /// table, so that the file starts over (backpressure when appends outrun the checkpointer
@@ -37,7 +39,37 @@ pub(super) const MOST: usize = 65_536;
 const HEADER: usize = 16 + 8 + 32 + 4;
 
 /// What a move takes in: staged events, and the checkpoints they complete.
-pub(super) type Pending = (Vec<([u8; 16], StoredEvent)>, Vec<Checkpoint>);
+pub(super) type Pending = (Vec<Staged>, Vec<Checkpoint>);
+
+/// A staged event: its place in its chain, and its encoding in the records of the group
+/// commit that wrote it (shared by the group's events, so that staging an event and taking
+/// it out for a move copy no bytes).
+#[derive(Clone)]
+pub(super) struct Staged {
+    pub(super) tenant: [u8; 16],
+    pub(super) seq: u64,
+    pub(super) hash: [u8; 32],
+    records: Arc<Vec<u8>>,
+    at: std::ops::Range<usize>,
+}
+
+impl Staged {
+    /// An event read back from the file (a restart's recovery): its own copy of the bytes.
+    fn own(tenant: [u8; 16], e: &StoredEvent) -> Self {
+        Self {
+            tenant,
+            seq: e.seq,
+            hash: e.hash,
+            records: Arc::new(e.encoded.clone()),
+            at: 0..e.encoded.len(),
+        }
+    }
+
+    /// The event's encoding.
+    pub(super) fn encoded(&self) -> &[u8] {
+        self.records.get(self.at.clone()).unwrap_or_default()
+    }
+}
 
 /// The staged events and the heads of their chains.
 pub(super) struct Staging {
@@ -49,7 +81,7 @@ pub(super) struct Staging {
     /// Chain heads known to be current: tenants with staged events, and those looked up since
     /// the table last changed under a write.
     heads: HashMap<[u8; 16], (u64, [u8; 32])>,
-    staged: std::collections::VecDeque<([u8; 16], StoredEvent)>,
+    staged: std::collections::VecDeque<Staged>,
     /// Checkpoints of staged events, inserted by the move that takes in the last event each
     /// covers: a checkpoint never gets ahead of the table, and making one never waits for a
     /// move. One made just before a crash is lost (the next one covers its events).
@@ -103,16 +135,25 @@ fn io(path: &Path, e: &std::io::Error) -> Error {
     Error::Unavailable(format!("audit staging file {}: {e}", path.display()))
 }
 
-fn record(buf: &mut Vec<u8>, tenant: &[u8; 16], e: &StoredEvent) {
+/// Appends the record of an event to `buf`; returns where its encoding lies in `buf`.
+fn record(
+    buf: &mut Vec<u8>,
+    tenant: &[u8; 16],
+    seq: u64,
+    hash: &[u8; 32],
+    encoded: &[u8],
+) -> std::ops::Range<usize> {
     buf.extend_from_slice(tenant);
-    buf.extend_from_slice(&e.seq.to_le_bytes());
-    buf.extend_from_slice(&e.hash);
+    buf.extend_from_slice(&seq.to_le_bytes());
+    buf.extend_from_slice(hash);
     buf.extend_from_slice(
-        &u32::try_from(e.encoded.len())
+        &u32::try_from(encoded.len())
             .unwrap_or(u32::MAX)
             .to_le_bytes(),
     );
-    buf.extend_from_slice(&e.encoded);
+    let at = buf.len();
+    buf.extend_from_slice(encoded);
+    at..buf.len()
 }
 
 /// The records of a staging file past their chains' heads in the table (`head_of`), in
@@ -183,10 +224,10 @@ pub(super) fn move_in(conn: &mut Connection, (rows, checkpoints): &Pending) -> R
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    insert_events(&tx, rows.iter().map(|(_, e)| e))?;
+    insert_events(&tx, rows.iter().map(|e| (e.seq, e.encoded(), &e.hash)))?;
     let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
-    for (tenant, e) in rows {
-        last.insert(*tenant, (e.seq, e.hash));
+    for e in rows {
+        last.insert(e.tenant, (e.seq, e.hash));
     }
     for (tenant, (seq, hash)) in last {
         set_head(&tx, &tenant, seq, &hash)?;
@@ -221,7 +262,7 @@ impl Staging {
         };
         for (tenant, e) in recoverable(&s.path, |t| chain_head(&s.conn, t))? {
             s.heads.insert(tenant, (e.seq, e.hash));
-            s.staged.push_back((tenant, e));
+            s.staged.push_back(Staged::own(tenant, &e));
         }
         s.flush(writer, usize::MAX)?;
         Ok(s)
@@ -241,6 +282,7 @@ impl Staging {
         let mut heads: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
         let mut buf = Vec::with_capacity(events.len() * 512);
         let mut out = Vec::with_capacity(events.len());
+        let mut at = Vec::with_capacity(events.len());
         for e in events {
             let head = match heads.get(&e.tenant) {
                 Some(h) => *h,
@@ -250,36 +292,46 @@ impl Staging {
             let encoded = e.encode_as(seq);
             let hash = boveda_audit::link_hash(&head.1, seq, &encoded);
             heads.insert(e.tenant, (seq, hash));
-            let stored = StoredEvent { seq, encoded, hash };
-            record(&mut buf, &e.tenant, &stored);
-            out.push(stored);
+            at.push(record(&mut buf, &e.tenant, seq, &hash, &encoded));
+            out.push(StoredEvent { seq, encoded, hash });
         }
         self.check_file()?;
         let rewrite = self.rewrite;
-        let at = if rewrite {
+        let offset = if rewrite {
             let mut again = Vec::new();
-            for (tenant, e) in &self.staged {
-                record(&mut again, tenant, e);
+            for e in &self.staged {
+                record(&mut again, &e.tenant, e.seq, &e.hash, e.encoded());
             }
+            let before = again.len();
             again.extend_from_slice(&buf);
+            for r in &mut at {
+                *r = r.start + before..r.end + before;
+            }
             buf = again;
             0
         } else {
             self.offset
         };
         self.file
-            .write_all_at(&buf, at)
+            .write_all_at(&buf, offset)
             .and_then(|()| self.file.sync_data())
             .map_err(|e| io(&self.path, &e))?;
         if rewrite {
             self.rewrite = false;
             self.written = self.staged.len();
         }
-        self.offset = at + buf.len() as u64;
+        self.offset = offset + buf.len() as u64;
         self.written += events.len();
         self.heads.extend(heads);
+        let records = Arc::new(buf);
         self.staged
-            .extend(events.iter().map(|e| e.tenant).zip(out.iter().cloned()));
+            .extend(events.iter().zip(&out).zip(at).map(|((e, s), at)| Staged {
+                tenant: e.tenant,
+                seq: s.seq,
+                hash: s.hash,
+                records: Arc::clone(&records),
+                at,
+            }));
         Ok(out)
     }
 
@@ -336,15 +388,15 @@ impl Staging {
         Ok(self.moved(&pending))
     }
 
-    /// Copies of the first `most` staged events, and of the checkpoints no later staged event
-    /// is behind, for a move.
+    /// The first `most` staged events (their bytes shared, not copied), and copies of the
+    /// checkpoints no later staged event is behind, for a move.
     pub(super) fn pending(&self, most: usize) -> Pending {
         let rows: Vec<_> = self.staged.iter().take(most).cloned().collect();
         let left = || self.staged.iter().skip(rows.len());
         let checkpoints = self
             .checkpoints
             .iter()
-            .filter(|cp| !left().any(|(t, e)| *t == cp.tenant && e.seq <= cp.seq))
+            .filter(|cp| !left().any(|e| e.tenant == cp.tenant && e.seq <= cp.seq))
             .cloned()
             .collect();
         (rows, checkpoints)
@@ -356,7 +408,7 @@ impl Staging {
         let staged = self
             .staged
             .iter()
-            .any(|(t, e)| *t == cp.tenant && e.seq <= cp.seq);
+            .any(|e| e.tenant == cp.tenant && e.seq <= cp.seq);
         if staged {
             self.checkpoints.push(cp.clone());
         }
@@ -458,7 +510,13 @@ mod tests {
             .open(path_of(&db))
             .unwrap();
         let mut torn = Vec::new();
-        record(&mut torn, &[1; 16], &out[0]);
+        record(
+            &mut torn,
+            &[1; 16],
+            out[0].seq,
+            &out[0].hash,
+            &out[0].encoded,
+        );
         std::io::Write::write_all(&mut f, &torn[..torn.len() - 3]).unwrap();
         drop(f);
 
@@ -565,6 +623,35 @@ mod tests {
             table,
             vec![(vec![1u8; 16], 1), (vec![1u8; 16], 2), (vec![1u8; 16], 3)]
         );
+    }
+
+    /// Events staged while the file was written again whole (and those staged before) move
+    /// into the table with the bytes their appends returned.
+    #[test]
+    fn events_staged_through_a_rewrite_move_in_with_their_encodings() {
+        let (_dir, db, mut c) = database();
+        let mut s = Staging::open(&db, &mut c).unwrap();
+        let mut stored = s.append(&[event(1), event(2)]).unwrap();
+        std::fs::remove_file(path_of(&db)).unwrap();
+        stored.extend(s.append(&[event(1), event(2), event(1)]).unwrap());
+        s.flush(&mut c, usize::MAX).unwrap();
+        let mut st = c
+            .prepare("SELECT seq, encoded, hash FROM audit_events ORDER BY at_ms, tenant, seq")
+            .unwrap();
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = st
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        let mut want: Vec<(i64, Vec<u8>, Vec<u8>)> = stored
+            .iter()
+            .map(|e| (e.seq as i64, e.encoded.clone(), e.hash.to_vec()))
+            .collect();
+        let mut got = rows;
+        want.sort();
+        got.sort();
+        assert_eq!(got.len(), 5);
+        assert_eq!(got, want);
     }
 
     /// A staging file renamed away (its link count stays 1) is noticed as well: the path gets
