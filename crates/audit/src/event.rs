@@ -16,6 +16,7 @@ use crate::serde_util;
 use boveda_crypto::SecretKey;
 use boveda_crypto::sign::MacKey;
 use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
 
 /// The event format version this crate writes and reads.
 pub const VERSION: u8 = 1;
@@ -79,8 +80,9 @@ pub struct Event {
     pub at_ms: i64,
     /// The principal's id (never a name or an email address).
     pub principal: String,
-    /// What kind of principal: `user`, `service`, `operator`.
-    pub principal_kind: String,
+    /// What kind of principal: `user`, `service`, `operator`. (The names the code writes are
+    /// borrowed, not allocated per event; decoded events own theirs.)
+    pub principal_kind: Cow<'static, str>,
     /// The roles the principal acted with.
     pub roles: Vec<String>,
     /// The session id, if any; never a bearer token or a cookie.
@@ -89,7 +91,7 @@ pub struct Event {
     pub mfa_at_ms: Option<i64>,
     /// What was done, dotted: `record.read`, `record.write`, `subject.erase`, `key.rotate`,
     /// `auth.login`, `auth.mfa`, `policy.change`, `token.detokenize`, `audit.export`.
-    pub action: String,
+    pub action: Cow<'static, str>,
     /// How it ended.
     pub outcome: Outcome,
     /// The collection touched, if any.
@@ -102,11 +104,11 @@ pub struct Event {
     /// Field names read or written (names, never values).
     pub fields: Vec<String>,
     /// The highest sensitivity grade among the fields, if any.
-    pub grade: Option<String>,
+    pub grade: Option<Cow<'static, str>>,
     /// The declared purpose of the access.
     pub purpose: Option<String>,
     /// How values were shown: `plain`, `masked`, `token`, `none`.
-    pub view: Option<String>,
+    pub view: Option<Cow<'static, str>>,
     /// The request id, to join with operational logs.
     pub request_id: String,
     /// The client address as a pseudonym under the tenant's audit key.
@@ -123,8 +125,8 @@ impl Event {
         tenant: [u8; 16],
         at_ms: i64,
         principal: &str,
-        principal_kind: &str,
-        action: &str,
+        principal_kind: impl Into<Cow<'static, str>>,
+        action: impl Into<Cow<'static, str>>,
         outcome: Outcome,
         request_id: &str,
     ) -> Self {
@@ -134,11 +136,11 @@ impl Event {
             seq: 0,
             at_ms,
             principal: principal.to_owned(),
-            principal_kind: principal_kind.to_owned(),
+            principal_kind: principal_kind.into(),
             roles: Vec::new(),
             session: None,
             mfa_at_ms: None,
-            action: action.to_owned(),
+            action: action.into(),
             outcome,
             collection: None,
             records: Vec::new(),
@@ -163,16 +165,16 @@ impl Event {
             return Err(Error::Invalid("unsupported event version"));
         }
         let strings = [
-            Some(&self.principal),
+            Some(self.principal.as_str()),
             Some(&self.principal_kind),
-            self.session.as_ref(),
+            self.session.as_deref(),
             Some(&self.action),
-            self.collection.as_ref(),
-            self.grade.as_ref(),
-            self.purpose.as_ref(),
-            self.view.as_ref(),
-            Some(&self.request_id),
-            self.reason.as_ref(),
+            self.collection.as_deref(),
+            self.grade.as_deref(),
+            self.purpose.as_deref(),
+            self.view.as_deref(),
+            Some(self.request_id.as_str()),
+            self.reason.as_deref(),
         ];
         let lists = [&self.roles, &self.records, &self.fields];
         if strings.iter().flatten().any(|s| s.len() > MAX_STRING_LEN)
@@ -239,7 +241,7 @@ impl Event {
 
     fn encoded_len_hint(&self) -> usize {
         let list = |l: &[String]| 4 + l.iter().map(|s| 4 + s.len()).sum::<usize>();
-        let opt = |o: &Option<String>| 1 + o.as_ref().map_or(0, |s| 4 + s.len());
+        let opt = |o: Option<&str>| 1 + o.map_or(0, |s| 4 + s.len());
         1 + 16
             + 8
             + 8
@@ -247,23 +249,23 @@ impl Event {
             + self.principal.len()
             + self.principal_kind.len()
             + list(&self.roles)
-            + opt(&self.session)
+            + opt(self.session.as_deref())
             + 9
             + 4
             + self.action.len()
             + 1
-            + opt(&self.collection)
+            + opt(self.collection.as_deref())
             + list(&self.records)
             + 4
             + 32 * self.subjects.len()
             + list(&self.fields)
-            + opt(&self.grade)
-            + opt(&self.purpose)
-            + opt(&self.view)
+            + opt(self.grade.as_deref())
+            + opt(self.purpose.as_deref())
+            + opt(self.view.as_deref())
             + 4
             + self.request_id.len()
             + 33
-            + opt(&self.reason)
+            + opt(self.reason.as_deref())
     }
 
     /// Decodes canonical version-1 bytes.
@@ -280,7 +282,7 @@ impl Event {
         let seq = u64::from_be_bytes(r.array()?);
         let at_ms = i64::from_be_bytes(r.array()?);
         let principal = r.string()?;
-        let principal_kind = r.string()?;
+        let principal_kind = r.string()?.into();
         let roles = r.strings()?;
         let session = r.opt_string()?;
         let mfa_at_ms = if r.tag()? {
@@ -288,7 +290,7 @@ impl Event {
         } else {
             None
         };
-        let action = r.string()?;
+        let action = r.string()?.into();
         let outcome =
             Outcome::from_code(r.u8()?).ok_or(Error::Undecodable("unknown outcome code"))?;
         let collection = r.opt_string()?;
@@ -299,9 +301,9 @@ impl Event {
             subjects.push(r.array::<32>()?);
         }
         let fields = r.strings()?;
-        let grade = r.opt_string()?;
+        let grade = r.opt_string()?.map(Cow::Owned);
         let purpose = r.opt_string()?;
-        let view = r.opt_string()?;
+        let view = r.opt_string()?.map(Cow::Owned);
         let request_id = r.string()?;
         let client = if r.tag()? {
             Some(r.array::<32>()?)

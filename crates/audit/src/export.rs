@@ -54,7 +54,7 @@ pub fn from_json_line(line: &str) -> Result<StoredEvent, Error> {
 /// failed authentication highest.
 fn severity(e: &Event) -> u8 {
     let sensitive = matches!(
-        e.action.as_str(),
+        &*e.action,
         "subject.erase" | "key.rotate" | "policy.change" | "token.detokenize"
     ) || e.action.contains("export");
     match e.outcome {

@@ -335,7 +335,7 @@ impl Vault {
             caller,
             tenant,
             Some(t),
-            &format!("record.{}", action.as_str()),
+            format!("record.{}", action.as_str()),
             boveda_audit::Outcome::Denied,
         );
         e.collection = (collection != "*").then(|| collection.to_owned());

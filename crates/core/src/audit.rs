@@ -285,7 +285,7 @@ impl Vault {
         caller: &Caller,
         tenant: TenantId,
         t: Option<&TenantCache>,
-        action: &str,
+        action: impl Into<std::borrow::Cow<'static, str>>,
         outcome: Outcome,
     ) -> Event {
         let p = &caller.principal;
@@ -371,13 +371,13 @@ impl Vault {
                     .map(|f| f.grade)
                     .max()
             })
-            .map(|g| g.as_str().to_owned());
+            .map(|g| g.as_str().into());
         e.collection = Some(collection.to_owned());
         e.records = records;
         e.subjects = Self::subjects(t, subjects);
         e.fields = fields;
         e.purpose = purpose.map(str::to_owned);
-        e.view = view.map(|v| v.as_str().to_owned());
+        e.view = view.map(|v| v.as_str().into());
         e
     }
 
@@ -692,14 +692,14 @@ impl Vault {
                 out.push(Access {
                     at_ms: e.at_ms,
                     principal: e.principal,
-                    principal_kind: e.principal_kind,
+                    principal_kind: e.principal_kind.into_owned(),
                     roles: e.roles,
-                    action: e.action,
+                    action: e.action.into_owned(),
                     outcome: e.outcome.as_str().to_owned(),
                     collection: e.collection,
                     fields: e.fields,
                     purpose: e.purpose,
-                    view: e.view,
+                    view: e.view.map(std::borrow::Cow::into_owned),
                     seq: s.seq,
                 });
             }
@@ -876,7 +876,7 @@ impl Vault {
         self.admin_event(
             caller,
             tenant,
-            &format!("alert.{state}"),
+            format!("alert.{state}"),
             Some(id.to_string()),
         )
         .await

@@ -274,7 +274,13 @@ impl Vault {
         detail: String,
     ) -> Result<(), Error> {
         let t = self.cached(tenant).await?;
-        let mut e: Event = self.event(caller, tenant, Some(&t), action, Outcome::Allowed);
+        let mut e: Event = self.event(
+            caller,
+            tenant,
+            Some(&t),
+            action.to_owned(),
+            Outcome::Allowed,
+        );
         e.reason = Some(format!("incident {id}: {detail}"));
         self.audit(vec![e]).await
     }
@@ -721,7 +727,7 @@ impl Vault {
                 let e = Event::decode(&s.encoded).map_err(|_| Error::Integrity("audit event"))?;
                 // Reads, searches, and vault tokens of a subject turned back into values.
                 if !matches!(
-                    e.action.as_str(),
+                    &*e.action,
                     "record.read" | "record.search" | "token.detokenize"
                 ) {
                     continue;

@@ -881,7 +881,7 @@ impl Vault {
         t: &TenantCache,
         tenant: TenantId,
         s: &NoticeSettings,
-        action: &str,
+        action: &'static str,
         outcome: Outcome,
         subjects: &[SubjectId],
         reason: String,

@@ -250,7 +250,7 @@ impl Vault {
         event.collection = Some(format!("tokens:{scope}"));
         event.purpose = Some(purpose.to_owned());
         event.subjects = Self::subjects(&t, &subjects);
-        event.view = Some(view.as_str().to_owned());
+        event.view = Some(view.as_str().into());
         if view != View::Plain {
             // Allowed, but only below plain (by the policy or the caller's own cap): values in
             // clear are what detokenizing shows, so it is refused, and the refusal audited.

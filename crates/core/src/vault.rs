@@ -1440,7 +1440,7 @@ impl Vault {
         caps: &BTreeMap<String, View>,
         view: View,
         purpose: Option<&str>,
-        action: &str,
+        action: &'static str,
         extra_fields: Vec<String>,
     ) -> Result<Vec<RecordView>, Error> {
         let subjects: Vec<SubjectId> = rows.iter().map(|r| r.subject).collect();
@@ -2090,7 +2090,7 @@ impl Vault {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        action: &str,
+        action: impl Into<std::borrow::Cow<'static, str>>,
         reason: Option<String>,
     ) -> Result<(), Error> {
         let t = self.cached(tenant).await?;

@@ -785,7 +785,7 @@ async fn users_sessions_policies(store: &dyn Store, p: &str) {
     );
 }
 
-fn audit_event(t: TenantId, action: &str, subject: Option<[u8; 32]>) -> AuditEvent {
+fn audit_event(t: TenantId, action: &'static str, subject: Option<[u8; 32]>) -> AuditEvent {
     let mut e = AuditEvent::new(
         *t.as_bytes(),
         now(),

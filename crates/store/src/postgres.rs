@@ -375,7 +375,7 @@ async fn append_audit_tx(
         c_hash.push(hash.to_vec());
         c_at.push(e.at_ms);
         c_principal.push(e.principal.as_str());
-        c_action.push(e.action.as_str());
+        c_action.push(&*e.action);
         c_collection.push(e.collection.as_deref());
         c_purpose.push(e.purpose.as_deref());
         c_outcome.push(e.outcome.as_str());

@@ -30,9 +30,9 @@ prop_compose! {
         request_id in ".{0,12}",
     ) -> Event {
         Event {
-            seq, roles, session, mfa_at_ms, collection, records, subjects, fields, grade,
-            purpose, view, client, reason,
-            ..Event::new(tenant, at_ms, &principal, "user", &action, outcome, &request_id)
+            seq, roles, session, mfa_at_ms, collection, records, subjects, fields,
+            grade: grade.map(Into::into), purpose, view: view.map(Into::into), client, reason,
+            ..Event::new(tenant, at_ms, &principal, "user", action, outcome, &request_id)
         }
     }
 }
@@ -73,7 +73,7 @@ proptest! {
             let c = Event::columns(&bytes).unwrap();
             prop_assert_eq!(
                 (c.tenant, c.seq, c.at_ms, c.principal, c.action, c.outcome),
-                (d.tenant, d.seq, d.at_ms, d.principal.as_str(), d.action.as_str(), d.outcome)
+                (d.tenant, d.seq, d.at_ms, d.principal.as_str(), &*d.action, d.outcome)
             );
             prop_assert_eq!(
                 (c.collection, c.purpose, c.subjects.to_vec()),

@@ -105,7 +105,7 @@ fn cef_escapes_pipes_in_the_header() {
 
 #[test]
 fn cef_severity_ranks_denials_and_sensitive_actions_higher() {
-    let sev = |action: &str, outcome: Outcome| {
+    let sev = |action: &'static str, outcome: Outcome| {
         let mut chain = Chain::new(TENANT);
         let cef = to_cef(
             &chain
