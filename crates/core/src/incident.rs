@@ -269,18 +269,12 @@ impl Vault {
         &self,
         caller: &Caller,
         tenant: TenantId,
-        action: &str,
+        action: impl Into<std::borrow::Cow<'static, str>>,
         id: IncidentId,
         detail: String,
     ) -> Result<(), Error> {
         let t = self.cached(tenant).await?;
-        let mut e: Event = self.event(
-            caller,
-            tenant,
-            Some(&t),
-            action.to_owned(),
-            Outcome::Allowed,
-        );
+        let mut e: Event = self.event(caller, tenant, Some(&t), action, Outcome::Allowed);
         e.reason = Some(format!("incident {id}: {detail}"));
         self.audit(vec![e]).await
     }
@@ -479,7 +473,7 @@ impl Vault {
                 )
                 .await?
             {
-                self.incident_event(caller, tenant, &format!("incident.{action}"), id, detail)
+                self.incident_event(caller, tenant, format!("incident.{action}"), id, detail)
                     .await?;
                 return Ok(i);
             }

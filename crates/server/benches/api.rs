@@ -407,7 +407,7 @@ async fn capacity(
 }
 
 /// Plain reads against the audited and the unaudited server by `workers` clients each, in
-/// [`ROUNDS`] alternating ROUNDS.
+/// [`ROUNDS`] alternating rounds.
 async fn compare(
     api: &Arc<Api>,
     on_ids: &Arc<Vec<String>>,

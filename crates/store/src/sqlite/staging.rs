@@ -298,17 +298,15 @@ impl Staging {
         self.check_file()?;
         let rewrite = self.rewrite;
         let offset = if rewrite {
+            // The staged events go back first, from the start; this group after them.
             let mut again = Vec::new();
             for e in &self.staged {
                 record(&mut again, &e.tenant, e.seq, &e.hash, e.encoded());
             }
-            let before = again.len();
-            again.extend_from_slice(&buf);
-            for r in &mut at {
-                *r = r.start + before..r.end + before;
-            }
-            buf = again;
-            0
+            self.file
+                .write_all_at(&again, 0)
+                .map_err(|e| io(&self.path, &e))?;
+            again.len() as u64
         } else {
             self.offset
         };
