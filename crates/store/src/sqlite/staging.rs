@@ -1,6 +1,6 @@
 //! The read path's audit events on SQLite: durable in an append-only file next to `data.db`
-//! (`data.db-audit`) before the response leaves, one write and one `fdatasync` per group
-//! commit, then moved into `audit_events` in bulk: by the checkpointer thread after appends
+//! (`data.db-audit`) before the response leaves, one synchronous write per group commit, then
+//! moved into `audit_events` in bulk: by the checkpointer thread after appends
 //! (at most every second), and before any other write or audit query, so the table is whole
 //! wherever it is read.
 //! The staging has its own lock: a move holds it only to take the events out (sharing the
@@ -15,8 +15,17 @@
 //!
 //! The file is written from the start again once everything in it is in the table, over the
 //! old records rather than after a truncation: overwriting blocks the file already has makes
-//! `fdatasync` a data write only (about 100 against 150-180 µs here). So after the records of
+//! the sync a data write only (about 100 against 150-180 µs here). So after the records of
 //! the current run lie older ones, all behind the heads.
+//!
+//! Writes are whole blocks ([`BLOCK`]), with `O_DIRECT | O_DSYNC` where the file system takes
+//! them: the group's records after the bytes of the last block already written (the same
+//! bytes again, so a torn write cannot damage them), zeros to the block's end. The data then
+//! goes to the disk from our buffer and the write returns once it is durable, without the
+//! page cache's writeback and a separate `fdatasync`: on this machine's virtual disk a
+//! commit of 10 KB took about 100-135 µs and 28-56 µs of CPU, against 160-180 µs and
+//! 77-84 µs of CPU buffered with `fdatasync`. Where `O_DIRECT` is refused (tmpfs), the same
+//! writes go through the page cache, still synchronous (`O_DSYNC`).
 //!
 //! On open, events the file holds past the table's heads are moved in. A record counts only
 //! if it extends its tenant's chain (the next sequence number, and its hash links): reading
@@ -37,6 +46,9 @@ use std::sync::Arc;
 pub(super) const MOST: usize = 65_536;
 /// Bytes of a record before its encoded event: tenant, sequence number, hash, length.
 const HEADER: usize = 16 + 8 + 32 + 4;
+/// The unit of the file's writes, and the alignment of their offset, length and buffer
+/// (a multiple of any disk's logical block size, as `O_DIRECT` requires).
+const BLOCK: usize = 4096;
 
 /// What a move takes in: staged events, and the checkpoints they complete.
 pub(super) type Pending = (Vec<Staged>, Vec<Checkpoint>);
@@ -88,6 +100,11 @@ pub(super) struct Staging {
     checkpoints: Vec<Checkpoint>,
     /// Where the next record goes: the end of the staged ones.
     offset: u64,
+    /// The bytes of the file from the start of `offset`'s block to `offset`: written again
+    /// before the next records, as writes are whole blocks.
+    tail: Vec<u8>,
+    /// Where the blocks of a write are put together, aligned to [`BLOCK`] (reused).
+    scratch: Vec<u8>,
     /// Records written since the file started over.
     written: usize,
     /// The file, open and locked for as long as the store is open (another process, or store,
@@ -115,9 +132,74 @@ fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// The staging file opened for synchronous writes (`O_DSYNC`), direct (`O_DIRECT`) where the
+/// file system allows it. `O_DSYNC`, not `O_SYNC` (which rustix's `DSYNC` is on Linux): a
+/// write must not also wait for the inode's new modification time.
+fn open_sync(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let open = |flags: i32| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .custom_flags(flags)
+            .open(path)
+    };
+    match open(libc::O_DSYNC | libc::O_DIRECT) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(libc::O_DSYNC),
+        other => other,
+    }
+}
+
+/// Turns `O_DIRECT` off for `file` (its writes go through the page cache, still synchronous);
+/// whether it was on.
+fn undirect(file: &std::fs::File) -> std::io::Result<bool> {
+    use rustix::fs::{OFlags, fcntl_getfl, fcntl_setfl};
+    let flags = fcntl_getfl(file)?;
+    if !flags.contains(OFlags::DIRECT) {
+        return Ok(false);
+    }
+    fcntl_setfl(file, flags - OFlags::DIRECT)?;
+    Ok(true)
+}
+
+/// Writes `bytes` at `offset`, both whole blocks, from a buffer aligned to [`BLOCK`]
+/// (`scratch`, reused); a file system that refuses a direct write gets it, and the later
+/// ones, through the page cache.
+fn write_blocks(
+    file: &std::fs::File,
+    scratch: &mut Vec<u8>,
+    parts: &[&[u8]],
+    offset: u64,
+) -> std::io::Result<()> {
+    let len = parts
+        .iter()
+        .map(|p| p.len())
+        .sum::<usize>()
+        .next_multiple_of(BLOCK);
+    scratch.clear();
+    scratch.resize(len + BLOCK, 0);
+    let start = scratch.as_ptr().align_offset(BLOCK).min(BLOCK);
+    let aligned = &mut scratch[start..start + len];
+    let mut at = 0;
+    for p in parts {
+        aligned[at..at + p.len()].copy_from_slice(p);
+        at += p.len();
+    }
+    match file.write_all_at(aligned, offset) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+            if !undirect(file)? {
+                return Err(e);
+            }
+            file.write_all_at(aligned, offset)
+        }
+        other => other,
+    }
+}
+
 /// The staging file opened for writing and locked: one store owns it.
 fn lock_file(path: &Path) -> Result<std::fs::File> {
-    let f = open_file(path)
+    let f = open_sync(path)
         .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
     f.try_lock().map_err(|e| match e {
         std::fs::TryLockError::WouldBlock => Error::Config(format!(
@@ -256,6 +338,8 @@ impl Staging {
             staged: std::collections::VecDeque::new(),
             checkpoints: Vec::new(),
             offset: 0,
+            tail: Vec::new(),
+            scratch: Vec::new(),
             written: 0,
             file,
             rewrite: false,
@@ -297,28 +381,44 @@ impl Staging {
         }
         self.check_file()?;
         let rewrite = self.rewrite;
-        let offset = if rewrite {
-            // The staged events go back first, from the start; this group after them.
+        // What goes before this group in its first block: the staged events again, from the
+        // start, or the bytes already written there.
+        let before = if rewrite {
             let mut again = Vec::new();
             for e in &self.staged {
                 record(&mut again, &e.tenant, e.seq, &e.hash, e.encoded());
             }
-            self.file
-                .write_all_at(&again, 0)
-                .map_err(|e| io(&self.path, &e))?;
-            again.len() as u64
+            again
         } else {
-            self.offset
+            std::mem::take(&mut self.tail)
         };
-        self.file
-            .write_all_at(&buf, offset)
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| io(&self.path, &e))?;
+        let start = if rewrite {
+            0
+        } else {
+            self.offset - before.len() as u64
+        };
+        let written = write_blocks(&self.file, &mut self.scratch, &[&before, &buf], start);
+        if let Err(e) = written {
+            if !rewrite {
+                self.tail = before;
+            }
+            return Err(io(&self.path, &e));
+        }
         if rewrite {
             self.rewrite = false;
             self.written = self.staged.len();
         }
-        self.offset = offset + buf.len() as u64;
+        let end = before.len() + buf.len();
+        self.offset = start + end as u64;
+        // The last block's bytes, for the next write (the group's own, or the staged events').
+        let last = end - end % BLOCK;
+        self.tail = if last >= before.len() {
+            buf[last - before.len()..].to_vec()
+        } else {
+            let mut t = before[last..].to_vec();
+            t.extend_from_slice(&buf);
+            t
+        };
         self.written += events.len();
         self.heads.extend(heads);
         let records = Arc::new(buf);
@@ -338,7 +438,7 @@ impl Staging {
     /// longer names the file, and either way the next write puts the staged events back.
     /// Only link counts, sizes and inode numbers are asked for: asking for timestamps (as
     /// `metadata()` does) makes the next write change them at a fine grain, which costs the
-    /// `fdatasync` a journal commit (about 45 µs of 90 here).
+    /// sync a journal commit (about 45 µs of 90 here).
     fn check_file(&mut self) -> Result<()> {
         use rustix::fs::{AtFlags, CWD, StatxFlags, statx};
         let id = |s: &rustix::fs::Statx| (s.stx_ino, s.stx_dev_major, s.stx_dev_minor);
@@ -371,6 +471,7 @@ impl Staging {
                 .and_then(|d| d.sync_all())
                 .map_err(|e| io(&self.path, &e))?;
             self.file = f;
+            self.tail.clear();
             self.rewrite = true;
         } else if ours.stx_size < self.offset {
             self.rewrite = true;
@@ -426,6 +527,7 @@ impl Staging {
         if self.staged.is_empty() {
             // Everything in the file is in the table, durably: the next group overwrites it.
             self.offset = 0;
+            self.tail.clear();
             self.written = 0;
         }
         !self.staged.is_empty()
@@ -503,8 +605,14 @@ mod tests {
         s.append(&[event(1)]).unwrap();
         assert!(table(&c).is_empty(), "staged, not yet in the table");
         drop(s); // a crash: nothing moved
-        let mut f = std::fs::OpenOptions::new()
-            .append(true)
+        // A torn record right after the last whole one (the block's zeros follow it).
+        let end: usize = read(&path_of(&db))
+            .unwrap()
+            .iter()
+            .map(|(_, e)| HEADER + e.encoded.len())
+            .sum();
+        let f = std::fs::OpenOptions::new()
+            .write(true)
             .open(path_of(&db))
             .unwrap();
         let mut torn = Vec::new();
@@ -515,7 +623,7 @@ mod tests {
             &out[0].hash,
             &out[0].encoded,
         );
-        std::io::Write::write_all(&mut f, &torn[..torn.len() - 3]).unwrap();
+        f.write_all_at(&torn[..torn.len() - 3], end as u64).unwrap();
         drop(f);
 
         let mut s = Staging::open(&db, &mut c).unwrap();
@@ -531,12 +639,11 @@ mod tests {
             ]
         );
         assert_eq!(chain_head(&c, &[1; 16]).unwrap().0, 3);
-        // The file starts over: one new record, then the old ones behind the heads.
+        // The file starts over, over the old records.
         let next = s.append(&[event(2)]).unwrap();
         assert_eq!(next[0].seq, 2);
         let on_disk = read(&path_of(&db)).unwrap();
         assert_eq!((on_disk[0].0, on_disk[0].1.seq), ([2; 16], 2));
-        assert!(on_disk.len() > 1, "older records lie behind the new one");
         drop(s);
         let _s = Staging::open(&db, &mut c).unwrap();
         assert_eq!(
@@ -707,6 +814,54 @@ mod tests {
         assert_eq!(stored(&c), vec![1, 2]);
         assert!(!s.defer(&second), "its events are in the table");
         assert!(s.checkpoints.is_empty());
+    }
+
+    /// Many small groups, each written as whole blocks after the bytes of the last block
+    /// already written, directly or (where `O_DIRECT` is refused) through the page cache: a
+    /// crash loses none of them, and records of an earlier run behind a new one (whose last
+    /// block the zeros end) are not taken in again.
+    #[test]
+    fn groups_across_blocks_are_recovered_whole_with_direct_writes_or_without() {
+        for direct in [true, false] {
+            let (_dir, db, mut c) = database();
+            let mut s = Staging::open(&db, &mut c).unwrap();
+            if !direct {
+                undirect(&s.file).unwrap();
+            }
+            let mut want = Vec::new();
+            for i in 0..120u8 {
+                let group: Vec<AuditEvent> = (0..1 + i % 3).map(|j| event(1 + j % 2)).collect();
+                want.extend(s.append(&group).unwrap().iter().map(|e| (e.seq, e.hash)));
+            }
+            assert!(s.offset > 4 * BLOCK as u64, "the groups span blocks");
+            assert_eq!(s.offset % BLOCK as u64, s.tail.len() as u64);
+            let len = std::fs::metadata(path_of(&db)).unwrap().len();
+            assert_eq!(len % BLOCK as u64, 0, "whole blocks");
+            drop(s); // a crash
+            let mut s = Staging::open(&db, &mut c).unwrap();
+            let mut got: Vec<(u64, [u8; 32])> = c
+                .prepare("SELECT seq, hash FROM audit_events ORDER BY at_ms, tenant, seq")
+                .unwrap()
+                .query_map([], |r| {
+                    let h: Vec<u8> = r.get(1)?;
+                    Ok((r.get::<_, i64>(0)? as u64, h.try_into().unwrap()))
+                })
+                .unwrap()
+                .collect::<rusqlite::Result<_>>()
+                .unwrap();
+            got.sort();
+            want.sort();
+            assert_eq!(got, want, "direct: {direct}");
+            // The next run starts over at the first block; a crash takes in its one event.
+            let next = s.append(&[event(1)]).unwrap();
+            drop(s);
+            Staging::open(&db, &mut c).unwrap();
+            assert_eq!(table(&c).len(), want.len() + 1, "direct: {direct}");
+            assert_eq!(
+                chain_head(&c, &[1; 16]).unwrap(),
+                (next[0].seq, next[0].hash)
+            );
+        }
     }
 
     /// A staged record whose hash does not link to its chain stops recovery there.
