@@ -187,28 +187,56 @@ fn audit_key(t: &TenantCache) -> &AuditKey {
     &t.audit_key
 }
 
-/// Most client addresses whose pseudonyms a [`ClientPseudonyms`] keeps; it is emptied when
-/// full.
-const CLIENT_PSEUDONYMS: usize = 4096;
+/// Most pseudonyms a [`Pseudonyms`] keeps; it is emptied when full.
+const PSEUDONYMS: usize = 4096;
 
-/// Client addresses' audit pseudonyms under one tenant's audit key, remembered so that a
-/// client's every request does not compute the HMAC again (about 1 µs of a read's audit).
-/// In memory only, and dropped with the tenant's cache (and so with its key).
-#[derive(Default)]
-pub(crate) struct ClientPseudonyms(std::sync::Mutex<std::collections::HashMap<IpAddr, [u8; 32]>>);
+/// A value an audit event names by its keyed pseudonym: a client address (by its text form)
+/// or a subject id.
+pub(crate) trait Pseudonymous: std::hash::Hash + Eq + Copy {
+    /// The kind, part of the pseudonym's input.
+    const KIND: &'static str;
+    /// The pseudonym of this value under `key`.
+    fn pseudonym(&self, key: &AuditKey) -> [u8; 32];
+}
 
-impl ClientPseudonyms {
-    /// The pseudonym of a client address (of its text form) under `key`.
-    fn of(&self, key: &AuditKey, ip: IpAddr) -> [u8; 32] {
-        if let Some(p) = self.0.lock().ok().and_then(|m| m.get(&ip).copied()) {
+impl Pseudonymous for IpAddr {
+    const KIND: &'static str = "client";
+    fn pseudonym(&self, key: &AuditKey) -> [u8; 32] {
+        key.pseudonym(Self::KIND, self.to_string().as_bytes())
+    }
+}
+
+impl Pseudonymous for SubjectId {
+    const KIND: &'static str = "subject";
+    fn pseudonym(&self, key: &AuditKey) -> [u8; 32] {
+        key.pseudonym(Self::KIND, self.as_bytes())
+    }
+}
+
+/// Audit pseudonyms of one kind of value under one tenant's audit key, remembered so that
+/// every request naming a client or subject seen lately does not compute the HMAC again
+/// (about 1 µs of a read's audit for the client, 0.5 for a subject). In memory only, at most
+/// [`PSEUDONYMS`], and dropped with the tenant's cache (and so with its key).
+pub(crate) struct Pseudonyms<K>(std::sync::Mutex<std::collections::HashMap<K, [u8; 32]>>);
+
+impl<K> Default for Pseudonyms<K> {
+    fn default() -> Self {
+        Self(std::sync::Mutex::default())
+    }
+}
+
+impl<K: Pseudonymous> Pseudonyms<K> {
+    /// The pseudonym of `value` under `key`.
+    fn of(&self, key: &AuditKey, value: K) -> [u8; 32] {
+        if let Some(p) = self.0.lock().ok().and_then(|m| m.get(&value).copied()) {
             return p;
         }
-        let p = key.pseudonym("client", ip.to_string().as_bytes());
+        let p = value.pseudonym(key);
         if let Ok(mut m) = self.0.lock() {
-            if m.len() >= CLIENT_PSEUDONYMS {
+            if m.len() >= PSEUDONYMS {
                 m.clear();
             }
-            m.insert(ip, p);
+            m.insert(value, p);
         }
         p
     }
@@ -332,19 +360,12 @@ impl Vault {
     /// Subject pseudonyms in the order given (no sorting), to map pseudonyms back to ids.
     pub(crate) fn subjects_in_order(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
         let key = audit_key(t);
-        subjects
-            .iter()
-            .map(|s| key.pseudonym("subject", s.as_bytes()))
-            .collect()
+        subjects.iter().map(|s| t.subjects.of(key, *s)).collect()
     }
 
     /// Subject pseudonyms for an event.
     pub(crate) fn subjects(t: &TenantCache, subjects: &[SubjectId]) -> Vec<[u8; 32]> {
-        let key = audit_key(t);
-        let mut out: Vec<[u8; 32]> = subjects
-            .iter()
-            .map(|s| key.pseudonym("subject", s.as_bytes()))
-            .collect();
+        let mut out = Self::subjects_in_order(t, subjects);
         out.sort_unstable();
         out.dedup();
         out
@@ -502,9 +523,7 @@ impl Vault {
             principal: q.principal.clone(),
             action: q.action.clone(),
             collection: q.collection.clone(),
-            subject: q
-                .subject
-                .map(|s| audit_key(&t).pseudonym("subject", s.as_bytes())),
+            subject: q.subject.map(|s| s.pseudonym(audit_key(&t))),
             purpose: q.purpose.clone(),
             outcome: q.outcome.clone(),
             to_seq: None,
@@ -675,7 +694,7 @@ impl Vault {
         let tenant = Self::audit_reader(caller)?;
         let t = self.cached(tenant).await?;
         let filter = AuditFilter {
-            subject: Some(audit_key(&t).pseudonym("subject", subject.as_bytes())),
+            subject: Some(subject.pseudonym(audit_key(&t))),
             ..AuditFilter::default()
         };
         let mut out = Vec::new();
@@ -1050,10 +1069,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn client_pseudonyms_are_the_keyed_hmac_of_the_address_before_and_after_caching() {
+    fn pseudonyms_are_the_keyed_hmac_of_the_value_before_and_after_caching() {
         let key = AuditKey::from_bytes([7; 32]);
         let other = AuditKey::from_bytes([8; 32]);
-        let cache = ClientPseudonyms::default();
+        let cache = Pseudonyms::<IpAddr>::default();
         let ip: IpAddr = [10, 0, 0, 7].into();
         let want = key.pseudonym("client", b"10.0.0.7");
         assert_eq!(cache.of(&key, ip), want);
@@ -1064,26 +1083,32 @@ mod tests {
             "another address"
         );
         assert_ne!(
-            ClientPseudonyms::default().of(&other, ip),
+            Pseudonyms::<IpAddr>::default().of(&other, ip),
             want,
             "another key"
         );
         let v6: IpAddr = "2001:db8::1".parse().unwrap_or(ip);
         assert_eq!(cache.of(&key, v6), key.pseudonym("client", b"2001:db8::1"));
+        let subjects = Pseudonyms::<SubjectId>::default();
+        let s = SubjectId::from_bytes([3; 16]);
+        for _ in 0..2 {
+            assert_eq!(subjects.of(&key, s), key.pseudonym("subject", &[3; 16]));
+        }
+        assert_ne!(subjects.of(&key, s), key.pseudonym("client", &[3; 16]));
     }
 
     #[test]
-    fn the_client_pseudonym_cache_stays_bounded() {
+    fn the_pseudonym_cache_stays_bounded() {
         let key = AuditKey::from_bytes([7; 32]);
-        let cache = ClientPseudonyms::default();
-        for i in 0..=CLIENT_PSEUDONYMS as u32 {
+        let cache = Pseudonyms::<IpAddr>::default();
+        for i in 0..=PSEUDONYMS as u32 {
             let ip = IpAddr::from(i.to_be_bytes());
             assert_eq!(
                 cache.of(&key, ip),
                 key.pseudonym("client", ip.to_string().as_bytes())
             );
             let held = cache.0.lock().map(|m| m.len()).unwrap_or(usize::MAX);
-            assert!(held <= CLIENT_PSEUDONYMS, "{held} held");
+            assert!(held <= PSEUDONYMS, "{held} held");
         }
     }
 }

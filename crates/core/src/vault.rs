@@ -311,7 +311,9 @@ pub(crate) struct TenantCache {
     /// The tenant's audit pseudonym key (derived from the index key).
     pub(crate) audit_key: boveda_audit::AuditKey,
     /// Client addresses' pseudonyms under `audit_key`.
-    pub(crate) clients: crate::audit::ClientPseudonyms,
+    pub(crate) clients: crate::audit::Pseudonyms<std::net::IpAddr>,
+    /// Subjects' audit pseudonyms, remembered.
+    pub(crate) subjects: crate::audit::Pseudonyms<SubjectId>,
 }
 
 pub(crate) struct Inner {
@@ -1003,7 +1005,8 @@ impl Vault {
         let entry = Arc::new(TenantCache {
             loaded: Instant::now(),
             audit_key,
-            clients: crate::audit::ClientPseudonyms::default(),
+            clients: crate::audit::Pseudonyms::default(),
+            subjects: crate::audit::Pseudonyms::default(),
             subject_limits: policy
                 .rules
                 .iter()

@@ -445,21 +445,33 @@ async fn compare(
     o
 }
 
-/// The median time of an `fdatasync` after a small write over blocks a file already has, as
-/// the audit staging file does it, on the disk the servers write to: the wait that no
-/// grouping takes away from an audited read whose commit is not shared with reads already
-/// waiting.
+/// The median time of a small synchronous write over blocks a file already has, made as the
+/// audit staging file makes it (one block, `O_DIRECT | O_DSYNC` where the file system takes
+/// it), on the disk the servers write to: the wait that no grouping takes away from an
+/// audited read whose commit is not shared with reads already waiting.
 fn fsync_latency() -> f64 {
-    use std::os::unix::fs::FileExt;
+    use std::os::unix::fs::{FileExt, OpenOptionsExt};
+    const BLOCK: usize = 4096;
     let dir = tempfile::tempdir().unwrap();
-    let f = std::fs::File::create(dir.path().join("probe")).unwrap();
-    f.write_all_at(&[0; 1 << 20], 0).unwrap();
+    let path = dir.path().join("probe");
+    std::fs::write(&path, vec![0; 1 << 20]).unwrap();
+    let open = |flags| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .custom_flags(flags)
+            .open(&path)
+    };
+    let f = open(libc::O_DSYNC | libc::O_DIRECT)
+        .or_else(|_| open(libc::O_DSYNC))
+        .unwrap();
     f.sync_all().unwrap();
+    let mut buf = vec![1u8; 2 * BLOCK];
+    let at = buf.as_ptr().align_offset(BLOCK);
+    let block = &mut buf[at..at + BLOCK];
     let mut times: Vec<f64> = (0..200u64)
         .map(|i| {
             let t = Instant::now();
-            f.write_all_at(&[1; 512], i * 512).unwrap();
-            f.sync_data().unwrap();
+            f.write_all_at(block, i * BLOCK as u64).unwrap();
             t.elapsed().as_secs_f64()
         })
         .collect();
@@ -572,8 +584,8 @@ impl Overhead {
     }
 
     /// The overhead if each request's cycle without the audit log (clients / requests per
-    /// second) only grew by one `fdatasync`: the least that a read's event made durable before
-    /// its response costs at this client count, not counting any CPU.
+    /// second) only grew by one synchronous write: the least that a read's event made durable
+    /// before its response costs at this client count, not counting any CPU.
     fn fsync_floor(&self) -> f64 {
         let per_request = if self.batch { BATCH as f64 } else { 1.0 };
         let cycle = self.workers.1 as f64 * per_request / self.unaudited;
