@@ -465,9 +465,9 @@ fn fsync_latency() -> f64 {
         .or_else(|_| open(libc::O_DSYNC))
         .unwrap();
     f.sync_all().unwrap();
-    let mut buf = vec![1u8; 2 * BLOCK];
+    let buf = vec![1u8; 2 * BLOCK];
     let at = buf.as_ptr().align_offset(BLOCK);
-    let block = &mut buf[at..at + BLOCK];
+    let block = &buf[at..at + BLOCK];
     let mut times: Vec<f64> = (0..200u64)
         .map(|i| {
             let t = Instant::now();

@@ -123,12 +123,14 @@ pub(super) fn path_of(db: &Path) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// The staging file opened for writing, made if missing, never truncated.
-fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
+/// The staging file opened for writing with `flags`, made if missing, never truncated.
+fn open_file(path: &Path, flags: i32) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
     std::fs::OpenOptions::new()
         .write(true)
         .create(true)
         .truncate(false)
+        .custom_flags(flags)
         .open(path)
 }
 
@@ -136,17 +138,8 @@ fn open_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// file system allows it. `O_DSYNC`, not `O_SYNC` (which rustix's `DSYNC` is on Linux): a
 /// write must not also wait for the inode's new modification time.
 fn open_sync(path: &Path) -> std::io::Result<std::fs::File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let open = |flags: i32| {
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .custom_flags(flags)
-            .open(path)
-    };
-    match open(libc::O_DSYNC | libc::O_DIRECT) {
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open(libc::O_DSYNC),
+    match open_file(path, libc::O_DSYNC | libc::O_DIRECT) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => open_file(path, libc::O_DSYNC),
         other => other,
     }
 }
@@ -163,15 +156,16 @@ fn undirect(file: &std::fs::File) -> std::io::Result<bool> {
     Ok(true)
 }
 
-/// Writes `bytes` at `offset`, both whole blocks, from a buffer aligned to [`BLOCK`]
-/// (`scratch`, reused); a file system that refuses a direct write gets it, and the later
-/// ones, through the page cache.
-fn write_blocks(
+/// Writes `parts` one after the other at `offset` (a block's start), with zeros to the end
+/// of the last block, from a buffer aligned to [`BLOCK`] (`scratch`, reused); returns the
+/// blocks written. A file system that refuses a direct write gets it, and the later ones,
+/// through the page cache.
+fn write_blocks<'a>(
     file: &std::fs::File,
-    scratch: &mut Vec<u8>,
+    scratch: &'a mut Vec<u8>,
     parts: &[&[u8]],
     offset: u64,
-) -> std::io::Result<()> {
+) -> std::io::Result<&'a [u8]> {
     let len = parts
         .iter()
         .map(|p| p.len())
@@ -191,10 +185,11 @@ fn write_blocks(
             if !undirect(file)? {
                 return Err(e);
             }
-            file.write_all_at(aligned, offset)
+            file.write_all_at(aligned, offset)?;
         }
-        other => other,
+        other => other?,
     }
+    Ok(aligned)
 }
 
 /// The staging file opened for writing and locked: one store owns it.
@@ -397,28 +392,22 @@ impl Staging {
         } else {
             self.offset - before.len() as u64
         };
-        let written = write_blocks(&self.file, &mut self.scratch, &[&before, &buf], start);
-        if let Err(e) = written {
-            if !rewrite {
-                self.tail = before;
+        let end = before.len() + buf.len();
+        match write_blocks(&self.file, &mut self.scratch, &[&before, &buf], start) {
+            // The last block's bytes, for the next write.
+            Ok(blocks) => self.tail = blocks[end - end % BLOCK..end].to_vec(),
+            Err(e) => {
+                if !rewrite {
+                    self.tail = before;
+                }
+                return Err(io(&self.path, &e));
             }
-            return Err(io(&self.path, &e));
         }
         if rewrite {
             self.rewrite = false;
             self.written = self.staged.len();
         }
-        let end = before.len() + buf.len();
         self.offset = start + end as u64;
-        // The last block's bytes, for the next write (the group's own, or the staged events').
-        let last = end - end % BLOCK;
-        self.tail = if last >= before.len() {
-            buf[last - before.len()..].to_vec()
-        } else {
-            let mut t = before[last..].to_vec();
-            t.extend_from_slice(&buf);
-            t
-        };
         self.written += events.len();
         self.heads.extend(heads);
         let records = Arc::new(buf);
@@ -552,7 +541,7 @@ impl Staging {
 
     /// Whether the staging file can be written now.
     pub(super) fn probe(&self) -> Result<()> {
-        open_file(&self.path)
+        open_file(&self.path, 0)
             .map(drop)
             .map_err(|e| io(&self.path, &e))
     }
