@@ -337,8 +337,8 @@ async fn audit_overhead(api: Arc<Api>, on_ids: Arc<Vec<String>>) -> Vec<Overhead
 const ROUNDS: usize = 12;
 const SECS: f64 = 1.5;
 
-/// Rounds of the capacity measurement; each runs every client count on both sides. A multiple
-/// of 4: two halves, each with both orders of every pair.
+/// Rounds of the capacity measurement; each runs every client count on both sides. Even:
+/// folds of two rounds, with both orders of every pair.
 const CAPACITY_ROUNDS: usize = 12;
 
 /// One side's run: records per second and CPU seconds per record.
@@ -376,14 +376,14 @@ async fn capacity(
             };
         }
     }
-    // The mean run of count `i` on one side over the rounds of one half (`Some(0)`: rounds 0,
-    // 1, 4, 5, 8, 9; `Some(1)`: 2, 3, 6, 7, 10, 11; each half has both orders of every pair)
-    // or over all of them.
-    let mean = |i: usize, side: fn(&Pair) -> Run, half: Option<usize>| {
+    // Folds of two rounds (0 and 1, 2 and 3, ...), which hold both orders of every pair.
+    let folds = CAPACITY_ROUNDS / 2;
+    // The mean run of count `i` on one side over the rounds `take` keeps.
+    let mean = |i: usize, side: fn(&Pair) -> Run, take: &dyn Fn(usize) -> bool| {
         let rounds: Vec<Run> = runs
             .iter()
             .enumerate()
-            .filter(|(r, _)| half.is_none_or(|h| r / 2 % 2 == h))
+            .filter(|(r, _)| take(*r))
             .map(|(_, row)| side(&row[i]))
             .collect();
         let k = rounds.len() as f64;
@@ -392,45 +392,55 @@ async fn capacity(
             .fold((0.0, 0.0), |s, x| (s.0 + x.0, s.1 + x.1));
         (sum.0 / k, sum.1 / k)
     };
-    let best = |side: fn(&Pair) -> Run, half: usize| {
+    // A side's best count on the rounds outside fold `f`.
+    let best = |side: fn(&Pair) -> Run, f: usize| {
+        let others = |r: usize| r / 2 != f;
         (0..n)
             .max_by(|&a, &b| {
-                mean(a, side, Some(half))
+                mean(a, side, &others)
                     .0
-                    .total_cmp(&mean(b, side, Some(half)).0)
+                    .total_cmp(&mean(b, side, &others).0)
             })
             .unwrap_or(0)
     };
-    // Each side's best count is chosen on one half of the rounds and its rate taken from the
-    // other half, both ways round (cross-fitting). The highest of several means measured
-    // with noise is the luckiest of them as often as the best: a side whose top is flat (the
-    // unaudited one, about as fast at 16 as at 64 clients) would gain the most from that
-    // luck, and so be measured faster than it is.
-    let chosen: Vec<(usize, usize)> = (0..2)
-        .map(|h| (best(|r| r.0, 1 - h), best(|r| r.1, 1 - h)))
+    // Each side's best count is chosen on the other rounds and its rate taken from those of
+    // one fold, fold by fold (cross-fitting). The highest of several means measured with noise
+    // is the luckiest of them as often as the best: a side whose top is flat (the unaudited
+    // one, about as fast at 16 as at 64 clients) would gain the most from that luck, and so be
+    // measured faster than it is.
+    let chosen: Vec<(usize, usize)> = (0..folds)
+        .map(|f| (best(|r| r.0, f), best(|r| r.1, f)))
         .collect();
     let mut pairs: Vec<f64> = runs
         .iter()
         .enumerate()
         .map(|(r, row)| {
-            let (a, u) = chosen[r / 2 % 2];
+            let (a, u) = chosen[r / 2];
             1.0 - row[a].0.0 / row[u].1.0
         })
         .collect();
     pairs.sort_by(f64::total_cmp);
-    // A side's mean run at the count chosen for each half, on that half; the halves averaged.
+    // A side's mean run at the count chosen for each fold, on that fold; the folds averaged.
     let at_chosen = |audited: bool| {
-        (0..2)
-            .map(|h| match (audited, chosen[h]) {
-                (true, (a, _)) => mean(a, |r| r.0, Some(h)),
-                (false, (_, u)) => mean(u, |r| r.1, Some(h)),
+        (0..folds)
+            .map(|f| {
+                let this = |r: usize| r / 2 == f;
+                match (audited, chosen[f]) {
+                    (true, (a, _)) => mean(a, |r| r.0, &this),
+                    (false, (_, u)) => mean(u, |r| r.1, &this),
+                }
             })
-            .fold((0.0, 0.0), |s, x| (s.0 + x.0 / 2.0, s.1 + x.1 / 2.0))
+            .fold((0.0, 0.0), |s, x| {
+                (s.0 + x.0 / folds as f64, s.1 + x.1 / folds as f64)
+            })
     };
     let (audited, unaudited) = (at_chosen(true), at_chosen(false));
     Overhead {
         workers: (counts[chosen[0].0], counts[chosen[0].1]),
-        other_half: Some((counts[chosen[1].0], counts[chosen[1].1])),
+        chosen: chosen
+            .iter()
+            .map(|&(a, u)| (counts[a], counts[u]))
+            .collect(),
         audited: audited.0,
         unaudited: unaudited.0,
         cpu_audited: audited.1,
@@ -440,8 +450,8 @@ async fn capacity(
             .map(|i| {
                 (
                     counts[i],
-                    mean(i, |r| r.0, None).0,
-                    mean(i, |r| r.1, None).0,
+                    mean(i, |r| r.0, &|_| true).0,
+                    mean(i, |r| r.1, &|_| true).0,
                 )
             })
             .collect(),
@@ -607,9 +617,9 @@ struct Overhead {
     /// Clients of the audited and of the unaudited server.
     workers: (usize, usize),
     batch: bool,
-    /// Capacity (each side at its best client count): the counts measured on the second half
-    /// of the rounds (chosen on the first; `workers` are those measured on the first).
-    other_half: Option<(usize, usize)>,
+    /// Capacity (each side at its best client count): the counts chosen for each fold of
+    /// rounds, audited and not.
+    chosen: Vec<(usize, usize)>,
     audited: f64,
     unaudited: f64,
     cpu_audited: f64,
@@ -642,18 +652,30 @@ fn print_overhead(overhead: Vec<Overhead>) {
         "  audit overhead on plain reads (each response waits for its event's fsync; group commit;"
     );
     println!(
-        "  {ROUNDS} alternating rounds of {SECS} s; capacity: every client count in each of {CAPACITY_ROUNDS} rounds, each side's best count chosen on one half of them and measured on the other; mean rates; CPU per record of the whole process):"
+        "  {ROUNDS} alternating rounds of {SECS} s; capacity: every client count in each of {CAPACITY_ROUNDS} rounds, each side's best count chosen on all but two of them and measured on those two, fold by fold; mean rates; CPU per record of the whole process):"
     );
     for o in &overhead {
-        let (a, u) = o.workers;
+        let a = o.workers.0;
         let setting = if o.batch {
             format!("batch of 100, {a:>3} clients")
-        } else if let Some((a2, u2)) = o.other_half {
-            format!("capacity, {a}/{a2} vs {u}/{u2} clients")
+        } else if !o.chosen.is_empty() {
+            let tally = |side: fn(&(usize, usize)) -> usize| {
+                let mut t: Vec<(usize, usize)> = Vec::new();
+                for c in o.chosen.iter().map(side) {
+                    match t.iter_mut().find(|(w, _)| *w == c) {
+                        Some((_, k)) => *k += 1,
+                        None => t.push((c, 1)),
+                    }
+                }
+                t.sort_by_key(|x| std::cmp::Reverse(x.1));
+                let t: Vec<String> = t.iter().map(|(w, k)| format!("{w}x{k}")).collect();
+                t.join(" ")
+            };
+            format!("capacity, clients {} vs {}", tally(|c| c.0), tally(|c| c.1))
         } else {
             format!("single,       {a:>3} clients")
         };
-        let floor = if o.other_half.is_some() {
+        let floor = if !o.chosen.is_empty() {
             String::new()
         } else {
             format!(
