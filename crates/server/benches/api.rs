@@ -380,17 +380,13 @@ async fn capacity(
     let folds = CAPACITY_ROUNDS / 2;
     // The mean run of count `i` on one side over the rounds `take` keeps.
     let mean = |i: usize, side: fn(&Pair) -> Run, take: &dyn Fn(usize) -> bool| {
-        let rounds: Vec<Run> = runs
+        let (rate, cpu, k) = runs
             .iter()
             .enumerate()
             .filter(|(r, _)| take(*r))
             .map(|(_, row)| side(&row[i]))
-            .collect();
-        let k = rounds.len() as f64;
-        let sum = rounds
-            .iter()
-            .fold((0.0, 0.0), |s, x| (s.0 + x.0, s.1 + x.1));
-        (sum.0 / k, sum.1 / k)
+            .fold((0.0, 0.0, 0.0), |s, x| (s.0 + x.0, s.1 + x.1, s.2 + 1.0));
+        (rate / k, cpu / k)
     };
     // A side's best count on the rounds outside fold `f`.
     let best = |side: fn(&Pair) -> Run, f: usize| {
@@ -436,7 +432,6 @@ async fn capacity(
     };
     let (audited, unaudited) = (at_chosen(true), at_chosen(false));
     Overhead {
-        workers: (counts[chosen[0].0], counts[chosen[0].1]),
         chosen: chosen
             .iter()
             .map(|&(a, u)| (counts[a], counts[u]))
@@ -660,13 +655,11 @@ fn print_overhead(overhead: Vec<Overhead>) {
             format!("batch of 100, {a:>3} clients")
         } else if !o.chosen.is_empty() {
             let tally = |side: fn(&(usize, usize)) -> usize| {
-                let mut t: Vec<(usize, usize)> = Vec::new();
+                let mut t = std::collections::BTreeMap::new();
                 for c in o.chosen.iter().map(side) {
-                    match t.iter_mut().find(|(w, _)| *w == c) {
-                        Some((_, k)) => *k += 1,
-                        None => t.push((c, 1)),
-                    }
+                    *t.entry(c).or_insert(0) += 1;
                 }
+                let mut t: Vec<(usize, usize)> = t.into_iter().collect();
                 t.sort_by_key(|x| std::cmp::Reverse(x.1));
                 let t: Vec<String> = t.iter().map(|(w, k)| format!("{w}x{k}")).collect();
                 t.join(" ")
