@@ -116,6 +116,20 @@ pub fn metrics_handle() -> Option<PrometheusHandle> {
                     ],
                 )
                 .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full(
+                        "boveda_audit_commit_seconds".into(),
+                    ),
+                    &[
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0,
+                    ],
+                )
+                .ok()?
+                .set_buckets_for_metric(
+                    metrics_exporter_prometheus::Matcher::Full("boveda_audit_commit_events".into()),
+                    &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 1024.0],
+                )
+                .ok()?
                 .install_recorder()
                 .ok()
         })

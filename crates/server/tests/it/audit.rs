@@ -569,6 +569,26 @@ async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
         let rid = w["records"][0]["id"].as_str().unwrap().to_owned();
         let read = format!("/v1/collections/customers/records/{rid}?purpose=billing&view=plain");
         s.ok(&key, Method::GET, &read, None).await;
+        // The read's commit is in the metrics: its events and its time in the store.
+        let metrics = s.metrics().await;
+        let commits = |name: &str| {
+            metrics
+                .lines()
+                .find_map(|l| l.strip_prefix(name)?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        assert!(
+            commits("boveda_audit_commit_events_count") >= 1.0,
+            "{metrics}"
+        );
+        assert!(
+            commits("boveda_audit_commit_events_sum") >= 1.0,
+            "{metrics}"
+        );
+        assert!(
+            commits("boveda_audit_commit_seconds_bucket{le=\"+Inf\"}") >= 1.0,
+            "{metrics}"
+        );
 
         block_journal(&s, true).await;
         let (st, v) = s.call(&key, Method::GET, &read, None).await;
@@ -597,15 +617,7 @@ async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
             .await
             .unwrap();
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
-        let metrics = s
-            .client
-            .get(format!("{}/metrics", s.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains("boveda_audit_available 0"),
             "the metric says so"
@@ -983,15 +995,7 @@ async fn continuous_export_reaches_a_file_and_a_flaky_webhook() {
         (1..=head as u64).all(|q| hooked.contains(&q)),
         "at least once to the webhook"
     );
-    let metrics = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(
         metrics.contains("boveda_audit_export_lag_events"),
         "the lag is a metric"

@@ -297,6 +297,18 @@ impl Server {
         )
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self
+            .client
+            .get(format!("{}/metrics", self.url))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success(), "/metrics -> {}", r.status());
+        r.text().await.unwrap()
+    }
+
     pub async fn ok(&self, token: &str, method: Method, path: &str, body: Option<Value>) -> Value {
         let (status, v) = self.call(token, method.clone(), path, body).await;
         assert!(status.is_success(), "{method} {path} -> {status} {v}");

@@ -467,15 +467,7 @@ async fn legal_clocks_count_down_and_an_overdue_one_raises_one_alert() {
         .map(|a| a["kind"].as_str().unwrap())
         .collect();
     assert_eq!(kinds, vec!["incident_deadline", "incident_deadline"]);
-    let metrics = s
-        .client
-        .get(format!("{}/metrics", s.url))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics().await;
     assert!(metrics.contains("boveda_incident_deadline_remaining_seconds"));
     s.stop().await;
 }

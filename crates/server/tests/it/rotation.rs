@@ -120,15 +120,7 @@ async fn rotate_under_load_restart_mid_rewrap_everything_opens() {
                 assert_eq!(rec["fields"]["email"], email.as_str());
             }
         }
-        let metrics = s
-            .client
-            .get(format!("{}/metrics", s.url))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = s.metrics().await;
         assert!(
             metrics.contains("boveda_rewrap_pending"),
             "rewrap progress is a metric"
