@@ -610,12 +610,7 @@ async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
             )
             .await;
         assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE, "{v}");
-        let ready = s
-            .client
-            .get(format!("{}/readyz", s.url))
-            .send()
-            .await
-            .unwrap();
+        let ready = s.get("/readyz").await;
         assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
         let metrics = s.metrics().await;
         assert!(
@@ -624,12 +619,7 @@ async fn fail_closed_when_the_journal_cannot_be_written_then_recovers() {
         );
 
         block_journal(&s, false).await;
-        let ready = s
-            .client
-            .get(format!("{}/readyz", s.url))
-            .send()
-            .await
-            .unwrap();
+        let ready = s.get("/readyz").await;
         assert_eq!(
             ready.status(),
             StatusCode::OK,

@@ -297,14 +297,18 @@ impl Server {
         )
     }
 
-    /// The Prometheus text of `/metrics`.
-    pub async fn metrics(&self) -> String {
-        let r = self
-            .client
-            .get(format!("{}/metrics", self.url))
+    /// A GET of `path` without a token (health, readiness, metrics, the API document).
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client
+            .get(format!("{}{path}", self.url))
             .send()
             .await
-            .unwrap();
+            .unwrap()
+    }
+
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics(&self) -> String {
+        let r = self.get("/metrics").await;
         assert!(r.status().is_success(), "/metrics -> {}", r.status());
         r.text().await.unwrap()
     }

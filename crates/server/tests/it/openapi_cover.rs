@@ -8,15 +8,7 @@ use reqwest::Method;
 async fn every_route_is_documented_and_served() {
     let s = Server::start(Backend::Sqlite).await;
     let (_, key) = s.tenant("openapi").await;
-    let doc: serde_json::Value = s
-        .client
-        .get(format!("{}/openapi.json", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let doc: serde_json::Value = s.get("/openapi.json").await.json().await.unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     let paths = doc["paths"].as_object().unwrap();
     let mut documented = 0;

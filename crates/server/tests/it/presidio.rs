@@ -546,12 +546,7 @@ async fn listings_health_and_authentication() {
         assert!(v.as_array().unwrap().iter().any(|x| x == op), "{op}");
     }
     // /health needs no token and answers as Presidio does.
-    let resp = s
-        .client
-        .get(format!("{}/health", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/health").await;
     assert_eq!(resp.status(), 200);
     assert_eq!(
         resp.text().await.unwrap(),

@@ -31,12 +31,7 @@ async fn plain_http_on_the_tls_port_gets_no_response_data() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hygiene_headers_and_405_with_allow() {
     let s = Server::start(Backend::Sqlite).await;
-    let resp = s
-        .client
-        .get(format!("{}/healthz", s.url))
-        .send()
-        .await
-        .unwrap();
+    let resp = s.get("/healthz").await;
     let h = resp.headers();
     assert!(
         h["strict-transport-security"]
@@ -61,15 +56,7 @@ async fn hygiene_headers_and_405_with_allow() {
         .await;
     assert_eq!(st, 401);
     assert_eq!(v["error"]["code"], "unauthenticated");
-    let ready: serde_json::Value = s
-        .client
-        .get(format!("{}/readyz", s.url))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let ready: serde_json::Value = s.get("/readyz").await.json().await.unwrap();
     assert_eq!(ready["status"], "ready");
     s.stop().await;
 }
