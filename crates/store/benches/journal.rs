@@ -15,8 +15,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// CPU seconds per thread name so far (threads of one name summed).
-fn cpu_by_thread() -> HashMap<String, f64> {
+/// CPU seconds so far of each live thread, by thread id, and whether it is a checkpointer.
+fn threads() -> HashMap<String, (bool, f64)> {
     let mut out = HashMap::new();
     for task in std::fs::read_dir("/proc/self/task").unwrap() {
         let dir = task.unwrap().path();
@@ -27,20 +27,25 @@ fn cpu_by_thread() -> HashMap<String, f64> {
             continue; // a thread that ended meanwhile
         };
         let ns: f64 = stat.split_whitespace().next().unwrap().parse().unwrap();
-        *out.entry(name.trim().to_owned()).or_insert(0.0) += ns / 1e9;
+        let tid = dir.file_name().unwrap().to_string_lossy().into_owned();
+        out.insert(tid, (name.starts_with("sqlite-checkpoi"), ns / 1e9));
     }
     out
 }
 
-/// The checkpointer threads' CPU, and every other thread's.
-fn split(cpu: &HashMap<String, f64>) -> (f64, f64) {
-    cpu.iter().fold((0.0, 0.0), |(ck, rest), (name, s)| {
-        if name.starts_with("sqlite-checkpoi") {
-            (ck + s, rest)
-        } else {
-            (ck, rest + s)
-        }
-    })
+/// CPU seconds the threads alive `now` used since `then`: the checkpointers', and the
+/// others'. Per thread, so that the threads of a store dropped meanwhile (the previous run's)
+/// take nothing away.
+fn used(then: &HashMap<String, (bool, f64)>, now: &HashMap<String, (bool, f64)>) -> (f64, f64) {
+    now.iter()
+        .fold((0.0, 0.0), |(ck, rest), (tid, &(checkpointer, s))| {
+            let s = s - then.get(tid).map_or(0.0, |t| t.1);
+            if checkpointer {
+                (ck + s, rest)
+            } else {
+                (ck, rest + s)
+            }
+        })
 }
 
 /// A single read's event as the vault writes it: a service account reads one record's five
@@ -83,29 +88,32 @@ async fn main() {
         let store = SqliteStore::open(dir.path()).await.unwrap();
         let tenant = TenantId::generate();
         let groups: Vec<Arc<Vec<AuditEvent>>> = (0..n)
-            .map(|i| event(tenant, i))
-            .collect::<Vec<_>>()
-            .chunks(group)
-            .map(|g| Arc::new(g.to_vec()))
+            .step_by(group)
+            .map(|first| {
+                Arc::new(
+                    (first..n.min(first + group))
+                        .map(|i| event(tenant, i))
+                        .collect(),
+                )
+            })
             .collect();
-        let before = split(&cpu_by_thread());
+        let before = threads();
         for g in groups {
             store.append_audit(g).await.unwrap();
         }
-        let appended = split(&cpu_by_thread());
+        let append = used(&before, &threads()).1 / n as f64;
         // The checkpointer moves what is staged within about a second of the last append;
-        // done once its CPU stops growing.
-        let mut last = appended.0;
+        // done once its CPU stops growing (by more than a rounding of the sums).
+        let mut moved = used(&before, &threads()).0;
         loop {
             tokio::time::sleep(Duration::from_millis(1_500)).await;
-            let now = split(&cpu_by_thread()).0;
-            if now == last {
+            let now = used(&before, &threads()).0;
+            if now - moved < 1e-6 {
                 break;
             }
-            last = now;
+            moved = now;
         }
-        let append = (appended.1 - before.1) / n as f64;
-        let moved = (last - before.0) / n as f64;
+        let moved = moved / n as f64;
         // Every event reached the table, in one chain.
         let head = store.audit_head(tenant).await.unwrap().unwrap().0;
         assert_eq!(head, n as u64);
