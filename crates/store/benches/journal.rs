@@ -1,6 +1,6 @@
 //! The read path's audit journal on SQLite, in isolation: the CPU an append costs per commit
 //! and per event (the staging's synchronous write), and the CPU the checkpointer thread
-//! spends per event moving the staged events into `audit_events`, summarising them in blocks
+//! spends per event moving the staged events into the table in runs, summarising them in blocks
 //! and copying the WAL back. CPU time per thread (`/proc/self/task/*/schedstat`), so the
 //! figures hold on a host whose speed drifts, which throughput does not.
 //!

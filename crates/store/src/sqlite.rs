@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 mod blocks;
+pub mod runs;
 mod staging;
 
 const DATA_MIGRATIONS: &[&str] = &[
@@ -130,6 +131,19 @@ CREATE TABLE audit_blocks (
     tenant BLOB NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
     min_at INTEGER NOT NULL, max_at INTEGER NOT NULL, principals BLOB NOT NULL,
     subjects BLOB NOT NULL, PRIMARY KEY (tenant, first_seq));
+"#,
+    // Events are stored in runs (`sqlite/runs.rs`): each row holds a tenant's consecutive
+    // events, each encoding after its length (four bytes big-endian), and their hashes.
+    r#"
+CREATE TABLE audit_runs (
+    tenant BLOB NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+    events BLOB NOT NULL, hashes BLOB NOT NULL, PRIMARY KEY (tenant, first_seq));
+INSERT INTO audit_runs (tenant, first_seq, last_seq, events, hashes)
+    SELECT tenant, seq, seq,
+        unhex(printf('%08X', length(CAST(encoded AS BLOB)))) || CAST(encoded AS BLOB),
+        CAST(hash AS BLOB)
+    FROM audit_events;
+DROP TABLE audit_events;
 "#,
 ];
 
@@ -777,35 +791,6 @@ fn set_head(c: &Connection, tenant: &[u8; 16], seq: u64, hash: &[u8; 32]) -> Res
     Ok(())
 }
 
-/// Inserts chained events as rows of `audit_events`, each with the columns searches filter
-/// on, read from its encoding in place; one statement for them all.
-fn insert_events<'a>(
-    c: &Connection,
-    events: impl IntoIterator<Item = (u64, &'a [u8], &'a [u8; 32])>,
-) -> Result<()> {
-    let mut insert = c.prepare_cached(
-        "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, collection, purpose, outcome, subjects)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
-    )?;
-    for (seq, encoded, hash) in events {
-        let e = AuditEvent::columns(encoded).map_err(|_| Error::Corrupt("audit event encoding"))?;
-        insert.execute(params![
-            &e.tenant[..],
-            seq as i64,
-            encoded,
-            &hash[..],
-            e.at_ms,
-            e.principal,
-            e.action,
-            e.collection,
-            e.purpose,
-            e.outcome.as_str(),
-            e.subjects
-        ])?;
-    }
-    Ok(())
-}
-
 fn insert_checkpoint(c: &Connection, cp: &Checkpoint) -> Result<()> {
     c.prepare_cached(
         "INSERT OR IGNORE INTO audit_checkpoints (tenant, seq, hash, at_ms, key_id, signature) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
@@ -836,21 +821,17 @@ fn append_audit_tx(
         heads.insert(e.tenant, (seq, hash));
         out.push(StoredEvent { seq, encoded, hash });
     }
-    insert_events(tx, out.iter().map(|e| (e.seq, &e.encoded[..], &e.hash)))?;
+    runs::insert(
+        tx,
+        events
+            .iter()
+            .zip(&out)
+            .map(|(e, s)| (&e.tenant, s.seq, &s.encoded[..], &s.hash)),
+    )?;
     for (tenant, (seq, hash)) in heads {
         set_head(tx, &tenant, seq, &hash)?;
     }
     Ok(out)
-}
-
-fn stored_event(seq: i64, encoded: Vec<u8>, hash: Vec<u8>) -> Result<StoredEvent> {
-    Ok(StoredEvent {
-        seq: seq as u64,
-        encoded,
-        hash: hash
-            .try_into()
-            .map_err(|_| Error::Corrupt("audit_events"))?,
-    })
 }
 
 type CheckpointTuple = (i64, Vec<u8>, i64, Vec<u8>, Vec<u8>, [u8; 16]);
@@ -899,13 +880,7 @@ pub fn read_audit_file(
     )
     .map_err(|e| Error::Config(format!("cannot open {}: {e}", path.display())))?;
     let t = tenant.as_bytes().as_slice();
-    let mut st = c.prepare("SELECT seq, CAST(encoded AS BLOB), CAST(hash AS BLOB) FROM audit_events WHERE tenant = ?1 ORDER BY seq")?;
-    let mut events = st
-        .query_map([t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<rusqlite::Result<Vec<(i64, Vec<u8>, Vec<u8>)>>>()?
-        .into_iter()
-        .map(|(s, e, h)| stored_event(s, e, h))
-        .collect::<Result<Vec<_>>>()?;
+    let mut events = runs::read(&c, t, 0, i64::MAX)?;
     // A server stopped cleanly leaves no staged events; one that was not may have left some
     // past the table's head.
     events.extend(
@@ -1929,8 +1904,8 @@ impl Store for SqliteStore {
                 // A trial row that is never committed: it exercises the same table, triggers
                 // and disk as a real append.
                 tx.execute(
-                    "INSERT INTO audit_events (tenant, seq, encoded, hash, at_ms, principal, action, outcome)
-                     VALUES (X'00', -1, X'', X'', 0, '', 'probe', 'allowed')",
+                    "INSERT INTO audit_runs (tenant, first_seq, last_seq, events, hashes)
+                     VALUES (X'00', -1, -1, X'', X'')",
                     [],
                 )?;
                 tx.rollback()?;
@@ -2073,14 +2048,11 @@ impl Store for SqliteStore {
         self.data
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let t = tenant.as_bytes().as_slice();
-                blocks::prune(&tx, t, seq as i64)?;
-                let n = tx.execute(
-                    "DELETE FROM audit_events WHERE tenant = ?1 AND seq <= ?2",
-                    params![t, seq as i64],
-                )?;
+                let seq = seq.min(i64::MAX as u64) as i64;
+                blocks::prune(&tx, tenant.as_bytes(), seq)?;
+                let n = runs::prune(&tx, tenant.as_bytes(), seq)?;
                 tx.commit()?;
-                Ok(n as u64)
+                Ok(n)
             })
             .await
     }

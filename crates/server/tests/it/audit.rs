@@ -299,51 +299,50 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
     let mid = checkpoint_seq / 2;
     let t = tenant.as_bytes().to_vec();
 
-    type Tamper = fn(&rusqlite::Connection, u64, u64) -> usize;
+    type Tamper = fn(&rusqlite::Connection, &[u8], u64, u64) -> usize;
     let cases: Vec<(&str, Tamper)> = vec![
-        ("flip a byte of an event", |c, mid, _| {
-            c.execute("UPDATE audit_events SET encoded = substr(encoded, 1, 20) || X'FF' || substr(encoded, 22) WHERE seq = ?1", [mid as i64]).unwrap()
+        // A byte of each column of the row that holds the middle event.
+        ("flip a byte of an event", |c, t, mid, _| {
+            flip(c, t, mid, "events")
         }),
-        ("flip a byte of a stored hash", |c, mid, _| {
-            c.execute(
-                "UPDATE audit_events SET hash = X'00' || substr(hash, 2) WHERE seq = ?1",
-                [mid as i64],
-            )
-            .unwrap()
+        ("flip a byte of a stored hash", |c, t, mid, _| {
+            flip(c, t, mid, "hashes")
         }),
-        ("delete a middle event", |c, mid, _| {
-            c.execute("DELETE FROM audit_events WHERE seq = ?1", [mid as i64])
-                .unwrap()
+        ("flip a byte of a run's tenant", |c, t, mid, _| {
+            flip(c, t, mid, "tenant")
         }),
-        ("delete the tail", |c, _, cp| {
-            c.execute("DELETE FROM audit_events WHERE seq > ?1", [cp as i64 - 2])
-                .unwrap()
+        ("change a run's first sequence number", |c, t, mid, _| {
+            c.execute("UPDATE audit_runs SET first_seq = first_seq + 1 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
         }),
-        ("swap two events", |c, mid, _| {
-            let get = |seq: u64| -> (Vec<u8>, Vec<u8>) {
-                c.query_row(
-                    "SELECT encoded, hash FROM audit_events WHERE seq = ?1",
-                    [seq as i64],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-                .unwrap()
-            };
-            let (a, b) = (get(mid), get(mid + 1));
-            c.execute(
-                "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE seq = ?3",
-                rusqlite::params![b.0, b.1, mid as i64],
-            )
-            .unwrap()
-                + c.execute(
-                    "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE seq = ?3",
-                    rusqlite::params![a.0, a.1, mid as i64 + 1],
-                )
-                .unwrap()
+        ("change a run's last sequence number", |c, t, mid, _| {
+            c.execute("UPDATE audit_runs SET last_seq = last_seq - 1 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
         }),
-        ("edit a checkpoint", |c, _, cp| {
+        ("delete a middle run", |c, t, mid, _| {
+            c.execute("DELETE FROM audit_runs WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+        }),
+        // Rows rewritten whole, as one who knows the format would.
+        ("delete a middle event", |c, t, mid, _| {
+            let mut events = stored(c, t);
+            events.retain(|e| e.0 != mid);
+            restore(c, t, &events)
+        }),
+        ("delete the tail", |c, t, _, cp| {
+            let mut events = stored(c, t);
+            events.retain(|e| e.0 <= cp - 2);
+            restore(c, t, &events)
+        }),
+        ("swap two events", |c, t, mid, _| {
+            let mut events = stored(c, t);
+            let i = events.iter().position(|e| e.0 == mid).unwrap();
+            let (a, b) = (events[i].clone(), events[i + 1].clone());
+            (events[i].1, events[i].2) = (b.1, b.2);
+            (events[i + 1].1, events[i + 1].2) = (a.1, a.2);
+            restore(c, t, &events)
+        }),
+        ("edit a checkpoint", |c, _, _, cp| {
             c.execute("UPDATE audit_checkpoints SET signature = X'00' || substr(signature, 2) WHERE seq = ?1", [cp as i64]).unwrap()
         }),
-        ("move a checkpoint", |c, _, cp| {
+        ("move a checkpoint", |c, _, _, cp| {
             c.execute(
                 "UPDATE audit_checkpoints SET seq = seq - 1 WHERE seq = ?1",
                 [cp as i64],
@@ -355,7 +354,7 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
         let copy = work.path().join(format!("{}.db", name.replace(' ', "-")));
         std::fs::copy(&data, &copy).unwrap();
         let c = sqlite(&copy);
-        let n = tamper(&c, mid, checkpoint_seq);
+        let n = tamper(&c, &t, mid, checkpoint_seq);
         assert!(n > 0, "{name}: the tamper changed nothing");
         drop(c);
         let r = verify(&Source::Sqlite(copy.clone()), tenant, &key, Some(&state))
@@ -369,28 +368,18 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
     std::fs::copy(&data, &copy).unwrap();
     {
         let c = sqlite(&copy);
-        let rows: Vec<(i64, Vec<u8>)> = c
-            .prepare("SELECT seq, encoded FROM audit_events WHERE tenant = ?1 ORDER BY seq")
-            .unwrap()
-            .query_map([&t], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
         let mut prev = boveda_audit_genesis(&t);
-        for (seq, enc) in rows {
-            let mut event = decode(&enc);
-            if seq as u64 == mid {
+        let mut events = stored(&c, &t);
+        for (seq, enc, hash) in &mut events {
+            let mut event = decode(enc);
+            if *seq == mid {
                 event.purpose = Some("forged".into());
             }
-            let enc = event.encode();
-            let hash = link(&prev, seq as u64, &enc);
-            c.execute(
-                "UPDATE audit_events SET encoded = ?1, hash = ?2 WHERE tenant = ?3 AND seq = ?4",
-                rusqlite::params![enc, &hash[..], &t, seq],
-            )
-            .unwrap();
-            prev = hash;
+            *enc = event.encode();
+            *hash = link(&prev, *seq, enc);
+            prev = *hash;
         }
+        restore(&c, &t, &events);
     }
     let r = verify(&Source::Sqlite(copy), tenant, &key, None)
         .await
@@ -403,17 +392,70 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
     // An older copy put back: the saved state sees the rollback.
     let old = work.path().join("old.db");
     std::fs::copy(&data, &old).unwrap();
-    sqlite(&old)
-        .execute(
-            &format!("DELETE FROM audit_events WHERE seq > {}", last_seq - 1),
-            [],
-        )
-        .unwrap();
+    {
+        let c = sqlite(&old);
+        let mut events = stored(&c, &t);
+        events.retain(|e| e.0 < last_seq);
+        restore(&c, &t, &events);
+    }
     let r = verify(&Source::Sqlite(old), tenant, &key, Some(&state))
         .await
         .unwrap();
     assert!(!r.is_intact(), "rollback not detected: {r:?}");
     drop(tmp);
+}
+
+/// A tenant's events in a SQLite database, as (sequence number, encoding, hash).
+fn stored(c: &rusqlite::Connection, t: &[u8]) -> Vec<(u64, Vec<u8>, [u8; 32])> {
+    let mut st = c
+        .prepare("SELECT first_seq, last_seq, events, hashes FROM audit_runs WHERE tenant = ?1 ORDER BY first_seq")
+        .unwrap();
+    let rows: Vec<(i64, i64, Vec<u8>, Vec<u8>)> = st
+        .query_map([t], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    rows.iter()
+        .flat_map(|(first, last, events, hashes)| {
+            boveda_store::sqlite::runs::unpack(*first, *last, events, hashes)
+                .unwrap()
+                .into_iter()
+                .map(|(seq, enc, hash)| (seq, enc.to_vec(), *hash))
+        })
+        .collect()
+}
+
+/// Puts a tenant's events back as the only ones, one run each; returns how many.
+fn restore(c: &rusqlite::Connection, t: &[u8], events: &[(u64, Vec<u8>, [u8; 32])]) -> usize {
+    c.execute("DELETE FROM audit_runs WHERE tenant = ?1", [t])
+        .unwrap();
+    for (seq, enc, hash) in events {
+        let (events, hashes) = boveda_store::sqlite::runs::pack([(&enc[..], hash)]);
+        c.execute(
+            "INSERT INTO audit_runs (tenant, first_seq, last_seq, events, hashes) VALUES (?1, ?2, ?2, ?3, ?4)",
+            rusqlite::params![t, *seq as i64, events, hashes],
+        )
+        .unwrap();
+    }
+    events.len()
+}
+
+/// Flips a byte in the middle of a column of the run that holds `seq`.
+fn flip(c: &rusqlite::Connection, t: &[u8], seq: u64, column: &str) -> usize {
+    let (rowid, mut bytes): (i64, Vec<u8>) = c
+        .query_row(
+            &format!("SELECT rowid, {column} FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2 ORDER BY first_seq DESC LIMIT 1"),
+            rusqlite::params![t, seq as i64],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    let i = bytes.len() / 2;
+    bytes[i] ^= 0x40;
+    c.execute(
+        &format!("UPDATE audit_runs SET {column} = ?1 WHERE rowid = ?2"),
+        rusqlite::params![bytes, rowid],
+    )
+    .unwrap()
 }
 
 fn decode(enc: &[u8]) -> boveda_store::AuditEvent {
@@ -525,7 +567,7 @@ async fn block_journal(s: &Server, on: bool) {
         None => {
             let c = sqlite(&s.dir.join("data.db"));
             c.execute_batch(if on {
-                "CREATE TRIGGER block_audit BEFORE INSERT ON audit_events BEGIN SELECT RAISE(ABORT, 'journal blocked'); END;"
+                "CREATE TRIGGER block_audit BEFORE INSERT ON audit_runs BEGIN SELECT RAISE(ABORT, 'journal blocked'); END;"
             } else {
                 "DROP TRIGGER block_audit;"
             })

@@ -1,14 +1,13 @@
-//! The block index of the audit log (SQLite). `audit_events` carries no index but its primary
-//! key, so that the read path's append writes one B-tree per event. Off the commit path, the
-//! checkpointer thread summarises every [`BLOCK`] events of a tenant in one row of
-//! `audit_blocks`: their sequence and time ranges, their principals, and a Bloom filter of
-//! their subject pseudonyms. A search by subject, principal or time reads the summaries to
-//! skip the blocks that cannot hold a match, then the few rows after the last block; every
-//! row it returns passes the filter itself, so a summary can only cost time, never a result.
+//! The block index of the audit log (SQLite). Its rows (`runs.rs`) carry no index but their
+//! key, so that the read path's move writes one B-tree insert per run of events. Off the
+//! commit path, the checkpointer thread summarises every [`BLOCK`] events of a tenant in one
+//! row of `audit_blocks`: their sequence and time ranges, their principals, and a Bloom filter
+//! of their subject pseudonyms. A search by subject, principal or time reads the summaries to
+//! skip the blocks that cannot hold a match, then the few events after the last block; every
+//! event it returns passes the filter itself, so a summary can only cost time, never a result.
 
-use super::stored_event;
-use crate::{AuditEvent, AuditFilter, Error, Result, StoredEvent};
-use rusqlite::types::{Value, ValueRef};
+use super::runs;
+use crate::{AuditEvent, AuditFilter, Result, StoredEvent};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::collections::BTreeMap;
 
@@ -90,29 +89,6 @@ fn principal_offsets(mut blob: &[u8], principal: &str) -> Option<Option<Vec<u16>
     Some(None)
 }
 
-/// The subject pseudonyms of a row: its `subjects` column (empty for an event without
-/// subjects), or for a row stored before the column existed (NULL), those of its `encoded`
-/// event.
-fn row_subjects(subjects: ValueRef<'_>, encoded: ValueRef<'_>) -> Result<Vec<[u8; 32]>> {
-    let all = match subjects {
-        ValueRef::Blob(b) => b,
-        _ => encoded
-            .as_blob()
-            .ok()
-            .and_then(|b| AuditEvent::columns(b).ok())
-            .map(|c| c.subjects)
-            .ok_or(Error::Corrupt("audit_events"))?,
-    };
-    Ok(all
-        .chunks_exact(32)
-        .map(|s| {
-            let mut a = [0u8; 32];
-            a.copy_from_slice(s);
-            a
-        })
-        .collect())
-}
-
 /// Summarises the full blocks after each tenant's mark, up to [`BLOCKS_PER_BATCH`] in one
 /// transaction with the new marks. Returns whether more may be left.
 pub(super) fn index_audit(c: &mut Connection) -> Result<bool> {
@@ -151,48 +127,41 @@ pub(super) fn index_audit(c: &mut Connection) -> Result<bool> {
 }
 
 /// Summarises the [`BLOCK`] events after `mark`, if there are that many; the last one's
-/// sequence number.
+/// sequence number. An event that does not decode is left out of the summary: no search by
+/// subject, principal or time matches it.
 fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> {
-    let mut st = c.prepare_cached(
-        "SELECT seq, at_ms, principal, subjects,
-         CASE WHEN subjects IS NULL THEN CAST(encoded AS BLOB) END FROM audit_events
-         WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-    )?;
-    let mut q = st.query(params![tenant, mark, BLOCK as i64])?;
     let (mut n, mut first, mut last) = (0, 0i64, 0i64);
     let (mut min_at, mut max_at) = (i64::MAX, i64::MIN);
     let mut principals: BTreeMap<String, Vec<u16>> = BTreeMap::new();
-    let mut subjects = Vec::new();
-    let mut unknown = false;
-    while let Some(r) = q.next()? {
-        let seq: i64 = r.get(0)?;
+    let mut subjects: Vec<[u8; 32]> = Vec::new();
+    let mut gap = false;
+    runs::scan(c, tenant, mark, i64::MAX, |seq, encoded, _| {
+        let seq = seq as i64;
         if n == 0 {
             first = seq;
         } else if seq != last + 1 {
             // A chain has no gaps but the one retention leaves before its first event: this
             // one was made by hand, and the events stay unsummarised (searches read them all).
-            return Ok(None);
+            gap = true;
+            return Ok(false);
         }
         (n, last) = (n + 1, seq);
-        let at: i64 = r.get(1)?;
-        (min_at, max_at) = (min_at.min(at), max_at.max(at));
-        principals
-            .entry(r.get(2)?)
-            .or_default()
-            .push((n - 1) as u16);
-        match row_subjects(r.get_ref(3)?, r.get_ref(4)?) {
-            Ok(s) => subjects.extend(s),
-            // An old row whose event does not decode: the filter then holds everything
-            // (verification reports the row; indexing goes on).
-            Err(_) => unknown = true,
+        if let Ok(e) = AuditEvent::columns(encoded) {
+            (min_at, max_at) = (min_at.min(e.at_ms), max_at.max(e.at_ms));
+            principals
+                .entry(e.principal.to_owned())
+                .or_default()
+                .push((n - 1) as u16);
+            subjects.extend(
+                e.subjects
+                    .chunks_exact(32)
+                    .filter_map(|s| <[u8; 32]>::try_from(s).ok()),
+            );
         }
-    }
-    if n < BLOCK {
+        Ok(n < BLOCK)
+    })?;
+    if gap || n < BLOCK {
         return Ok(None);
-    }
-    let mut filter = bloom(&subjects);
-    if unknown {
-        filter.fill(0xff);
     }
     c.prepare_cached(
         "INSERT INTO audit_blocks (tenant, first_seq, last_seq, min_at, max_at, principals, subjects)
@@ -205,7 +174,7 @@ fn build_block(c: &Connection, tenant: &[u8], mark: i64) -> Result<Option<i64>> 
         min_at,
         max_at,
         principals_blob(&principals),
-        filter
+        bloom(&subjects)
     ])?;
     Ok(Some(last))
 }
@@ -237,7 +206,6 @@ pub(super) fn search(
     after: u64,
     limit: usize,
 ) -> Result<Vec<StoredEvent>> {
-    let rows = RowQuery::new(tenant, f);
     let upto = f.to_seq.map_or(i64::MAX, |s| s.min(i64::MAX as u64) as i64);
     let mut from = after.min(i64::MAX as u64) as i64;
     let mut out = Vec::new();
@@ -294,9 +262,11 @@ pub(super) fn search(
                         // A few of the block's events: each by its key (a lookup costs about
                         // as much as reading a few dozen rows in order).
                         let seqs = offsets.iter().map(|&o| first.saturating_add(i64::from(o)));
-                        rows.points(c, seqs.filter(|&s| s > lo && s <= hi), limit, &mut out)?;
+                        for s in seqs.filter(|&s| s > lo && s <= hi) {
+                            fetch(c, tenant, f, s - 1, s, limit, &mut out)?;
+                        }
                     }
-                    _ => rows.fetch(c, lo, hi, limit, &mut out)?,
+                    _ => fetch(c, tenant, f, lo, hi, limit, &mut out)?,
                 }
                 if out.len() >= limit {
                     return Ok(out);
@@ -305,140 +275,33 @@ pub(super) fn search(
             from = mark;
         }
     }
-    rows.fetch(c, from, upto, limit, &mut out)?;
+    fetch(c, tenant, f, from, upto, limit, &mut out)?;
     Ok(out)
 }
 
-/// The query of the rows in a range of sequence numbers that match a filter.
-struct RowQuery<'a> {
-    sql: String,
-    args: Vec<Value>,
-    subject: Option<&'a [u8; 32]>,
-}
-
-impl<'a> RowQuery<'a> {
-    fn new(tenant: &[u8; 16], f: &'a AuditFilter) -> Self {
-        // ?1 tenant, ?2 after, ?3 up to, ?4 limit; the filter's values follow.
-        let mut sql = String::from(
-            "SELECT e.seq, CAST(e.encoded AS BLOB), CAST(e.hash AS BLOB), e.subjects FROM audit_events e
-             WHERE e.tenant = ?1 AND e.seq > ?2 AND e.seq <= ?3",
-        );
-        let mut args: Vec<Value> = vec![tenant.to_vec().into(), 0.into(), 0.into(), 0.into()];
-        let mut push = |clause: &str, v: Value| {
-            args.push(v);
-            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
-        };
-        if let Some(v) = f.from_ms {
-            push(" AND e.at_ms >= ?", v.into());
-        }
-        if let Some(v) = f.to_ms {
-            push(" AND e.at_ms < ?", v.into());
-        }
-        if let Some(v) = &f.principal {
-            push(" AND e.principal = ?", v.clone().into());
-        }
-        if let Some(v) = &f.action {
-            push(" AND e.action = ?", v.clone().into());
-        }
-        if let Some(v) = &f.collection {
-            push(" AND e.collection = ?", v.clone().into());
-        }
-        if let Some(v) = &f.purpose {
-            push(" AND e.purpose = ?", v.clone().into());
-        }
-        if let Some(v) = &f.outcome {
-            push(" AND e.outcome = ?", v.clone().into());
-        }
-        if let Some(v) = f.subject {
-            // A coarse test in SQL; the exact one (whole pseudonyms only) below.
-            push(
-                " AND (e.subjects IS NULL OR instr(e.subjects, ?) > 0)",
-                v.to_vec().into(),
-            );
-        }
-        sql.push_str(" ORDER BY e.seq LIMIT ?4");
-        Self {
-            sql,
-            args,
-            subject: f.subject.as_ref(),
-        }
+/// Appends the events in `(after, upto]` that match `f` to `out`, until it holds `limit`.
+fn fetch(
+    c: &Connection,
+    tenant: &[u8; 16],
+    f: &AuditFilter,
+    after: i64,
+    upto: i64,
+    limit: usize,
+    out: &mut Vec<StoredEvent>,
+) -> Result<()> {
+    if out.len() >= limit {
+        return Ok(());
     }
-
-    /// Appends the matching rows in `(after, upto]` to `out`, until it holds `limit`.
-    fn fetch(
-        &self,
-        c: &Connection,
-        mut after: i64,
-        upto: i64,
-        limit: usize,
-        out: &mut Vec<StoredEvent>,
-    ) -> Result<()> {
-        let mut st = self.statement(c)?;
-        while after < upto && out.len() < limit {
-            let want = limit - out.len();
-            let seen = self.run(&mut st, after, upto, want, out)?;
-            if seen.0 < want {
-                break;
-            }
-            after = seen.1;
+    runs::scan(c, tenant, after, upto, |seq, encoded, hash| {
+        if runs::matches(f, encoded) {
+            out.push(StoredEvent {
+                seq,
+                encoded: encoded.to_vec(),
+                hash: *hash,
+            });
         }
-        Ok(())
-    }
-
-    /// Appends the matching rows among `seqs` (ascending) to `out`, until it holds `limit`.
-    fn points(
-        &self,
-        c: &Connection,
-        seqs: impl Iterator<Item = i64>,
-        limit: usize,
-        out: &mut Vec<StoredEvent>,
-    ) -> Result<()> {
-        let mut st = self.statement(c)?;
-        for seq in seqs {
-            if out.len() >= limit {
-                break;
-            }
-            self.run(&mut st, seq.saturating_sub(1), seq, 1, out)?;
-        }
-        Ok(())
-    }
-
-    /// The statement with the filter's values bound.
-    fn statement<'c>(&self, c: &'c Connection) -> Result<rusqlite::CachedStatement<'c>> {
-        let mut st = c.prepare_cached(&self.sql)?;
-        for (i, v) in self.args.iter().enumerate() {
-            st.raw_bind_parameter(i + 1, v)?;
-        }
-        Ok(st)
-    }
-
-    /// One run of the statement over `(after, upto]`, at most `want` rows: the matches go to
-    /// `out`; returns how many rows it read and the last one's sequence number.
-    fn run(
-        &self,
-        st: &mut rusqlite::CachedStatement<'_>,
-        after: i64,
-        upto: i64,
-        want: usize,
-        out: &mut Vec<StoredEvent>,
-    ) -> Result<(usize, i64)> {
-        st.raw_bind_parameter(2, after)?;
-        st.raw_bind_parameter(3, upto)?;
-        st.raw_bind_parameter(4, want as i64)?;
-        let mut q = st.raw_query();
-        let (mut seen, mut last) = (0, after);
-        while let Some(r) = q.next()? {
-            seen += 1;
-            last = r.get(0)?;
-            if let Some(s) = self.subject
-                && !row_subjects(r.get_ref(3)?, r.get_ref(1)?)?.contains(s)
-            {
-                continue;
-            }
-            out.push(stored_event(last, r.get(1)?, r.get(2)?)?);
-        }
-        Ok((seen, last))
-    }
+        Ok(out.len() < limit)
+    })
 }
 
 #[cfg(test)]
@@ -490,12 +353,6 @@ mod tests {
             .collect();
         let tx = c.transaction().unwrap();
         super::super::append_audit_tx(&tx, &events).unwrap();
-        // Rows from before the `subjects` column (NULL there): their subjects are the event's.
-        tx.execute(
-            "UPDATE audit_events SET subjects = NULL WHERE seq % 2 = 0",
-            [],
-        )
-        .unwrap();
         tx.commit().unwrap();
         let blocks = |c: &Connection| -> (i64, i64) {
             c.query_row(
@@ -606,8 +463,7 @@ mod tests {
 
         // Retention: the blocks it empties go, the mark moves past them.
         let tx = c.transaction().unwrap();
-        tx.execute("DELETE FROM audit_events WHERE seq <= 3000", [])
-            .unwrap();
+        assert_eq!(runs::prune(&tx, &tenant, 3000).unwrap(), 3000);
         prune(&tx, &tenant, 3000).unwrap();
         tx.commit().unwrap();
         let left: i64 = c

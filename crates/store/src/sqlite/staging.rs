@@ -1,6 +1,6 @@
 //! The read path's audit events on SQLite: durable in an append-only file next to `data.db`
 //! (`data.db-audit`) before the response leaves, one synchronous write per group commit, then
-//! moved into `audit_events` in bulk: by the checkpointer thread after appends
+//! moved into `audit_runs` in bulk (`runs.rs`): by the checkpointer thread after appends
 //! (at most every second), and before any other write or audit query, so the table is whole
 //! wherever it is read.
 //! The staging has its own lock: a move holds it only to take the events out (sharing the
@@ -31,7 +31,7 @@
 //! if it extends its tenant's chain (the next sequence number, and its hash links): reading
 //! stops at a torn record, whose append never returned, and skips the older ones.
 
-use super::{chain_head, insert_checkpoint, insert_events, set_head};
+use super::{chain_head, insert_checkpoint, runs, set_head};
 use crate::{AuditEvent, Checkpoint, Error, Result, StoredEvent};
 use rusqlite::{Connection, TransactionBehavior};
 use std::collections::HashMap;
@@ -294,14 +294,18 @@ fn read(path: &Path) -> Result<Vec<([u8; 16], StoredEvent)>> {
     Ok(out)
 }
 
-/// Inserts staged events into `audit_events`, moves their chains' heads and inserts the
+/// Inserts staged events as runs, moves their chains' heads and inserts the
 /// checkpoints they complete, in one transaction.
 pub(super) fn move_in(conn: &mut Connection, (rows, checkpoints): &Pending) -> Result<()> {
     if rows.is_empty() && checkpoints.is_empty() {
         return Ok(());
     }
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    insert_events(&tx, rows.iter().map(|e| (e.seq, e.encoded(), &e.hash)))?;
+    runs::insert(
+        &tx,
+        rows.iter()
+            .map(|e| (&e.tenant, e.seq, e.encoded(), &e.hash)),
+    )?;
     let mut last: HashMap<[u8; 16], (u64, [u8; 32])> = HashMap::new();
     for e in rows {
         last.insert(e.tenant, (e.seq, e.hash));
@@ -468,7 +472,7 @@ impl Staging {
         Ok(())
     }
 
-    /// Moves up to `most` staged events into `audit_events` in one transaction, holding the
+    /// Moves up to `most` staged events into the table in one transaction, holding the
     /// staging throughout (a write's move). Returns whether some are left.
     pub(super) fn flush(&mut self, conn: &mut Connection, most: usize) -> Result<bool> {
         let pending = self.pending(most);
@@ -573,14 +577,29 @@ mod tests {
         (dir, db, c)
     }
 
-    fn table(c: &Connection) -> Vec<(Vec<u8>, i64)> {
-        let mut st = c
-            .prepare("SELECT tenant, seq FROM audit_events ORDER BY tenant, seq")
-            .unwrap();
-        st.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+    /// Every stored event, by tenant and sequence number.
+    fn events(c: &Connection) -> Vec<(Vec<u8>, StoredEvent)> {
+        let tenants: Vec<Vec<u8>> = c
+            .prepare("SELECT DISTINCT tenant FROM audit_runs ORDER BY tenant")
+            .unwrap()
+            .query_map([], |r| r.get(0))
             .unwrap()
             .collect::<rusqlite::Result<_>>()
-            .unwrap()
+            .unwrap();
+        tenants
+            .into_iter()
+            .flat_map(|t| {
+                let events = runs::read(c, &t, 0, i64::MAX).unwrap();
+                events.into_iter().map(move |e| (t.clone(), e))
+            })
+            .collect()
+    }
+
+    fn table(c: &Connection) -> Vec<(Vec<u8>, i64)> {
+        events(c)
+            .into_iter()
+            .map(|(t, e)| (t, e.seq as i64))
+            .collect()
     }
 
     /// Staged events survive a crash (the staging dropped without a move), a torn record at
@@ -729,14 +748,10 @@ mod tests {
         std::fs::remove_file(path_of(&db)).unwrap();
         stored.extend(s.append(&[event(1), event(2), event(1)]).unwrap());
         s.flush(&mut c, usize::MAX).unwrap();
-        let mut st = c
-            .prepare("SELECT seq, encoded, hash FROM audit_events ORDER BY at_ms, tenant, seq")
-            .unwrap();
-        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = st
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .unwrap()
-            .collect::<rusqlite::Result<_>>()
-            .unwrap();
+        let rows: Vec<(i64, Vec<u8>, Vec<u8>)> = events(&c)
+            .into_iter()
+            .map(|(_, e)| (e.seq as i64, e.encoded, e.hash.to_vec()))
+            .collect();
         let mut want: Vec<(i64, Vec<u8>, Vec<u8>)> = stored
             .iter()
             .map(|e| (e.seq as i64, e.encoded.clone(), e.hash.to_vec()))
@@ -828,16 +843,10 @@ mod tests {
             assert_eq!(len % BLOCK as u64, 0, "whole blocks");
             drop(s); // a crash
             let mut s = Staging::open(&db, &mut c).unwrap();
-            let mut got: Vec<(u64, [u8; 32])> = c
-                .prepare("SELECT seq, hash FROM audit_events ORDER BY at_ms, tenant, seq")
-                .unwrap()
-                .query_map([], |r| {
-                    let h: Vec<u8> = r.get(1)?;
-                    Ok((r.get::<_, i64>(0)? as u64, h.try_into().unwrap()))
-                })
-                .unwrap()
-                .collect::<rusqlite::Result<_>>()
-                .unwrap();
+            let mut got: Vec<(u64, [u8; 32])> = events(&c)
+                .into_iter()
+                .map(|(_, e)| (e.seq, e.hash))
+                .collect();
             got.sort();
             want.sort();
             assert_eq!(got, want, "direct: {direct}");

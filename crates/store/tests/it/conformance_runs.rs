@@ -53,7 +53,7 @@ async fn sqlite_staged_audit_events_are_moved_in_without_another_nudge() {
         loop {
             let n: i64 = c
                 .query_row(
-                    "SELECT COUNT(*) FROM audit_events WHERE tenant = ?1 AND seq = ?2",
+                    "SELECT COUNT(*) FROM audit_runs WHERE tenant = ?1 AND ?2 BETWEEN first_seq AND last_seq",
                     rusqlite::params![&tenant[..], seq],
                     |r| r.get(0),
                 )
@@ -106,7 +106,7 @@ async fn sqlite_staged_audit_events_are_bounded_under_a_burst() {
     let c = rusqlite::Connection::open(dir.path().join("data.db")).unwrap();
     let (n, max): (i64, i64) = c
         .query_row(
-            "SELECT COUNT(*), MAX(seq) FROM audit_events WHERE tenant = ?1",
+            "SELECT SUM(last_seq - first_seq + 1), MAX(last_seq) FROM audit_runs WHERE tenant = ?1",
             [&tenant[..]],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )
