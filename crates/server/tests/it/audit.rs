@@ -317,6 +317,22 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
         ("change a run's last sequence number", |c, t, mid, _| {
             c.execute("UPDATE audit_runs SET last_seq = last_seq - 1 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
         }),
+        (
+            "give a run a sequence number that is not an integer",
+            |c, t, mid, _| {
+                c.execute("UPDATE audit_runs SET last_seq = last_seq + 0.5 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+            },
+        ),
+        (
+            "move the first run below the chain's start",
+            |c, t, _, _| {
+                c.execute(
+                    "UPDATE audit_runs SET first_seq = 0 WHERE tenant = ?1 AND first_seq = 1",
+                    [t],
+                )
+                .unwrap()
+            },
+        ),
         ("delete a middle run", |c, t, mid, _| {
             c.execute("DELETE FROM audit_runs WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
         }),

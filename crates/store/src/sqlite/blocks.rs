@@ -16,8 +16,9 @@ pub(super) const BLOCK: usize = 1024;
 /// Blocks built per batch of upkeep (the writer lock is held through a batch).
 const BLOCKS_PER_BATCH: usize = 8;
 /// A principal holding fewer than one event in this many of a block has them read one by one;
-/// otherwise the block is read in order.
-const SPARSE: usize = 32;
+/// otherwise the block is read in order. A lookup reads its event's run (`runs::RUN` events),
+/// so one by one costs at most what the block's runs in order cost.
+const SPARSE: usize = runs::RUN;
 /// Bloom filter bits per subject pseudonym, and probes: about 1% false positives.
 const BITS_PER_SUBJECT: usize = 10;
 const PROBES: usize = 7;
@@ -259,8 +260,7 @@ pub(super) fn search(
                 };
                 match offsets {
                     Some(offsets) if offsets.len() * SPARSE < BLOCK => {
-                        // A few of the block's events: each by its key (a lookup costs about
-                        // as much as reading a few dozen rows in order).
+                        // A few of the block's events: each through its run.
                         let seqs = offsets.iter().map(|&o| first.saturating_add(i64::from(o)));
                         for s in seqs.filter(|&s| s > lo && s <= hi) {
                             fetch(c, tenant, f, s - 1, s, limit, &mut out)?;

@@ -8,6 +8,7 @@
 //! summaries (`blocks.rs`) have ruled out the runs that cannot match.
 
 use crate::{AuditEvent, AuditFilter, Result, StoredEvent};
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OptionalExtension, params};
 use std::collections::HashMap;
 
@@ -147,11 +148,13 @@ pub(super) fn scan(
     )?;
     let mut q = st.query(params![tenant, after + 1, upto])?;
     while let Some(r) = q.next()? {
-        let (first, last): (i64, i64) = (r.get(0)?, r.get(1)?);
+        let Some((first, last)) = bounds(r.get_ref(0)?, r.get_ref(1)?) else {
+            continue;
+        };
         // Blobs by the casts (the columns are NOT NULL).
         let events = r.get_ref(2)?.as_blob().unwrap_or_default();
         let hashes = r.get_ref(3)?.as_blob().unwrap_or_default();
-        match unpack(first, last, events, hashes) {
+        match last.and_then(|last| unpack(first, last, events, hashes)) {
             Some(run) => {
                 for (seq, encoded, hash) in run {
                     if seq as i64 > upto {
@@ -170,6 +173,20 @@ pub(super) fn scan(
         }
     }
     Ok(())
+}
+
+/// A row's first sequence number and its last if it is an integer (if not, the row is
+/// malformed). A first that is a real number (the column's affinity keeps integers integers)
+/// is read down to an integer; one that is neither is `None`: text and blobs sort after every
+/// number, so no range of sequence numbers selects them.
+fn bounds(first: ValueRef<'_>, last: ValueRef<'_>) -> Option<(i64, Option<i64>)> {
+    let first = match first {
+        ValueRef::Integer(i) => i,
+        // Saturating: whatever it was, the row reads as one event that cannot verify.
+        ValueRef::Real(r) => r.floor() as i64,
+        _ => return None,
+    };
+    Some((first, last.as_i64().ok()))
 }
 
 /// Whether an event's encoding matches a filter. One that does not decode matches only a
@@ -218,7 +235,7 @@ pub(super) fn read(
 pub(super) fn prune(c: &Connection, tenant: &[u8; 16], seq: i64) -> Result<u64> {
     let t = &tenant[..];
     let whole: i64 = c.query_row(
-        "SELECT COALESCE(SUM(last_seq - first_seq + 1), 0) FROM audit_runs
+        "SELECT CAST(COALESCE(SUM(last_seq - first_seq + 1), 0) AS INTEGER) FROM audit_runs
          WHERE tenant = ?1 AND last_seq <= ?2",
         params![t, seq],
         |r| r.get(0),
@@ -228,28 +245,29 @@ pub(super) fn prune(c: &Connection, tenant: &[u8; 16], seq: i64) -> Result<u64> 
         params![t, seq],
     )?;
     // The run across the cut, if any: what follows the cut goes back as a run of its own.
-    let across: Option<(i64, i64)> = c
+    let across = c
         .query_row(
-            "SELECT first_seq, last_seq FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2
+            "SELECT rowid, first_seq, last_seq FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2
              ORDER BY first_seq DESC LIMIT 1",
             params![t, seq],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get::<_, i64>(0)?, bounds(r.get_ref(1)?, r.get_ref(2)?))),
         )
         .optional()?;
-    let Some((first, last)) = across else {
-        return Ok(whole as u64);
+    let Some((rowid, Some((first, last)))) = across else {
+        return Ok(whole.max(0) as u64);
     };
-    let kept = read(c, t, seq, last)?;
-    c.execute(
-        "DELETE FROM audit_runs WHERE tenant = ?1 AND first_seq = ?2",
-        params![t, first],
-    )?;
+    // A malformed run (no last) goes whole: none of its events can verify.
+    let kept = match last {
+        Some(last) => read(c, t, seq, last)?,
+        None => Vec::new(),
+    };
+    c.execute("DELETE FROM audit_runs WHERE rowid = ?1", [rowid])?;
     insert(
         c,
         kept.iter()
             .map(|e| (tenant, e.seq, &e.encoded[..], &e.hash)),
     )?;
-    Ok(whole as u64 + (seq - first + 1) as u64)
+    Ok(whole.max(0) as u64 + seq.saturating_sub(first).saturating_add(1).max(0) as u64)
 }
 
 #[cfg(test)]
@@ -390,6 +408,21 @@ mod tests {
         };
         assert!(!matches(&by_action, &got[0].encoded));
         assert!(matches(&by_action, &event(1, 1).1.encoded));
+        // A sequence number that is not an integer is no way to hide a run.
+        c.execute("UPDATE audit_runs SET last_seq = 3.5", [])
+            .unwrap();
+        let got = read(&c, &[1; 16], 0, i64::MAX).unwrap();
+        assert_eq!((got.len(), got[0].seq, got[0].hash), (1, 1, [0; 32]));
+        c.execute("UPDATE audit_runs SET first_seq = 0.5, last_seq = 3", [])
+            .unwrap();
+        let got = read(&c, &[1; 16], i64::MIN, i64::MAX).unwrap();
+        assert_eq!((got.len(), got[0].seq, got[0].hash), (1, 0, [0; 32]));
+        assert_eq!(
+            prune(&c, &[1; 16], 2).unwrap(),
+            3,
+            "a malformed run goes whole"
+        );
+        assert_eq!(rows(&c), []);
     }
 
     /// Rows of the table events had before runs come through the migration whole.
