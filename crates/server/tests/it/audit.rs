@@ -312,15 +312,27 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
             flip(c, t, mid, "tenant")
         }),
         ("change a run's first sequence number", |c, t, mid, _| {
-            c.execute("UPDATE audit_runs SET first_seq = first_seq + 1 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+            c.execute(
+                "UPDATE audit_runs SET first_seq = first_seq + 1 WHERE rowid = ?1",
+                [run_of(c, t, mid)],
+            )
+            .unwrap()
         }),
         ("change a run's last sequence number", |c, t, mid, _| {
-            c.execute("UPDATE audit_runs SET last_seq = last_seq - 1 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+            c.execute(
+                "UPDATE audit_runs SET last_seq = last_seq - 1 WHERE rowid = ?1",
+                [run_of(c, t, mid)],
+            )
+            .unwrap()
         }),
         (
             "give a run a sequence number that is not an integer",
             |c, t, mid, _| {
-                c.execute("UPDATE audit_runs SET last_seq = last_seq + 0.5 WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+                c.execute(
+                    "UPDATE audit_runs SET last_seq = last_seq + 0.5 WHERE rowid = ?1",
+                    [run_of(c, t, mid)],
+                )
+                .unwrap()
             },
         ),
         (
@@ -334,7 +346,11 @@ async fn tamper_matrix_on_sqlite_is_detected_and_clean_logs_never_alarm() {
             },
         ),
         ("delete a middle run", |c, t, mid, _| {
-            c.execute("DELETE FROM audit_runs WHERE tenant = ?1 AND first_seq = (SELECT MAX(first_seq) FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2)", rusqlite::params![t, mid as i64]).unwrap()
+            c.execute(
+                "DELETE FROM audit_runs WHERE rowid = ?1",
+                [run_of(c, t, mid)],
+            )
+            .unwrap()
         }),
         // Rows rewritten whole, as one who knows the format would.
         ("delete a middle event", |c, t, mid, _| {
@@ -456,13 +472,24 @@ fn restore(c: &rusqlite::Connection, t: &[u8], events: &[(u64, Vec<u8>, [u8; 32]
     events.len()
 }
 
+/// The rowid of the run that holds a tenant's event `seq`.
+fn run_of(c: &rusqlite::Connection, t: &[u8], seq: u64) -> i64 {
+    c.query_row(
+        "SELECT rowid FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2 ORDER BY first_seq DESC LIMIT 1",
+        rusqlite::params![t, seq as i64],
+        |r| r.get(0),
+    )
+    .unwrap()
+}
+
 /// Flips a byte in the middle of a column of the run that holds `seq`.
 fn flip(c: &rusqlite::Connection, t: &[u8], seq: u64, column: &str) -> usize {
-    let (rowid, mut bytes): (i64, Vec<u8>) = c
+    let rowid = run_of(c, t, seq);
+    let mut bytes: Vec<u8> = c
         .query_row(
-            &format!("SELECT rowid, {column} FROM audit_runs WHERE tenant = ?1 AND first_seq <= ?2 ORDER BY first_seq DESC LIMIT 1"),
-            rusqlite::params![t, seq as i64],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            &format!("SELECT {column} FROM audit_runs WHERE rowid = ?1"),
+            [rowid],
+            |r| r.get(0),
         )
         .unwrap();
     let i = bytes.len() / 2;
